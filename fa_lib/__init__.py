@@ -1,0 +1,42 @@
+"""fa_lib: the feedback-alignment library behind the fa-repro book.
+
+Networks carry a leading seed dimension (many independent networks at once); see
+``shared/papers/notation.md`` for the conventions every function follows.
+"""
+
+from .alignment import cosine, gradient_alignment, signal_alignment, weight_alignment
+from .data import (
+    DATASETS,
+    ClassificationData,
+    download_dataset,
+    find_dataset,
+    gaussian_inputs,
+    load_dataset,
+    load_idx,
+    resolve_dataset,
+    search_dirs,
+    teacher_data,
+)
+from .networks import (
+    ACTIVATIONS,
+    LOSSES,
+    RULES,
+    Backward,
+    Forward,
+    activation_function,
+    backward_pass,
+    forward,
+    gradients,
+    init_feedback,
+    init_weights,
+    loss_and_output_delta,
+    seeded_generator,
+    seeded_normal,
+)
+from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style
+from .results import Results, load_results, to_jsonable
+from .training import History, steps_per_epoch, summarize_seeds, train
+from .validation import PROFILES, check_choice, check_int, check_parameters, check_positive, select_profile
+
+__all__ = [name for name in dir() if not name.startswith("_")]
+__version__ = "0.1.0"

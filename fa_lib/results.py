@@ -1,0 +1,211 @@
+"""Recording a chapter's numbers, figures and claims, for the book and for the results file.
+
+One :class:`Results` per notebook run. Every number goes to myst-nb's ``glue`` (so the
+book's prose can quote it) and into ``metrics``; every claim is a numbered, tested
+statement with its tolerance. :meth:`Results.save` writes
+``<results_dir>/<profile>/<notebook>.json`` atomically at the end of a successful run,
+so a failed run leaves any earlier file untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .validation import PROFILES, check_choice
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert tensors, numpy values and containers to plain JSON types (NaN/inf -> None)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} in a results file")
+
+
+def git_commit(path: Path | None = None) -> str:
+    """The checkout's commit (with ``+dirty`` when tracked files differ), or ``"unknown"``."""
+    cwd = path or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def glue(name: str, value: Any) -> None:
+    """myst-nb's glue without display (a no-op outside a notebook kernel)."""
+    try:
+        from myst_nb import glue as nb_glue
+    except ImportError:  # the library works without the book extras
+        return
+    nb_glue(name, value, display=False)
+
+
+class Results:
+    """Collects one notebook run's metrics and claims; see the module docstring.
+
+    ``notebook``: the notebook's stem (``"00_primer"``); ``paper``: the default paper
+    key of the claims; ``parameters``: the papermill parameters; ``seeds``: every seed used.
+    """
+
+    def __init__(
+        self,
+        notebook: str,
+        *,
+        profile: str,
+        parameters: Mapping[str, Any],
+        seeds: Sequence[int],
+        results_dir: str | os.PathLike,
+        paper: str,
+    ) -> None:
+        check_choice("profile", profile, PROFILES)
+        self.notebook = notebook
+        self.profile = profile
+        self.paper = paper
+        self.parameters = dict(parameters)
+        self.seeds = [int(s) for s in seeds]
+        self.path = Path(results_dir) / profile / f"{notebook}.json"
+        self.figure_dir = Path(results_dir) / profile / "figures"
+        self.metrics: dict[str, Any] = {}
+        self.claims: list[dict[str, Any]] = []
+        self.started = datetime.now(timezone.utc)
+        self._clock = time.perf_counter()
+
+    def number(self, name: str, value: float | int, *, glue_as: str | None = None) -> float | int:
+        """Record a scalar in ``metrics`` and glue it as ``glue_as`` (default ``name``)."""
+        value = to_jsonable(value)
+        self.metrics[name] = value
+        glue(glue_as or name, value if value is not None else float("nan"))
+        return value
+
+    def metric(self, name: str, value: Any) -> None:
+        """Record a table or array in ``metrics`` (not glued)."""
+        self.metrics[name] = to_jsonable(value)
+
+    def text(self, name: str, value: str) -> str:
+        """Glue a string for the prose (dataset names, verdicts) and record it."""
+        self.metrics[name] = value
+        glue(name, value)
+        return value
+
+    def figure(self, name: str, fig: Any) -> None:
+        """Glue a matplotlib figure and save it as ``figures/<notebook>-<name>.png``."""
+        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.figure_dir / f"{self.notebook}-{name}.png", dpi=120, bbox_inches="tight")
+        try:
+            from myst_nb import glue as nb_glue
+        except ImportError:
+            return
+        nb_glue(name, fig, display=False)
+
+    def claim(
+        self,
+        id: str,
+        *,
+        statement: str,
+        expected: str,
+        measured: Any,
+        tolerance: str,
+        passed: bool,
+        paper: str | None = None,
+    ) -> bool:
+        """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates").
+
+        ``tolerance`` states the bound and why it is that bound (from the paper or the theory).
+        """
+        if any(c["id"] == id for c in self.claims):
+            raise ValueError(f"claim id {id!r} recorded twice")
+        passed = bool(passed)
+        self.claims.append(
+            {
+                "id": id,
+                "paper": paper or self.paper,
+                "statement": statement,
+                "expected": expected,
+                "measured": to_jsonable(measured),
+                "tolerance": tolerance,
+                "passed": passed,
+            }
+        )
+        glue(f"{id}_verdict", "reproduced" if passed else "deviates")
+        return passed
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "git_commit": git_commit(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "threads": torch.get_num_threads(),
+            "seeds": self.seeds,
+            "started": self.started.isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - self._clock, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "parameters": to_jsonable(self.parameters),
+            "provenance": self.provenance(),
+            "claims": self.claims,
+            "metrics": self.metrics,
+        }
+
+    def save(self) -> Path:
+        """Write the results file atomically (temporary file, fsync, rename); return its path."""
+        data = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(data + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a results file; raises ``ValueError`` if it is truncated or incomplete."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"results file {path} is unreadable: {exc}") from exc
+    missing = {"notebook", "profile", "parameters", "provenance", "claims", "metrics"} - set(data)
+    if missing:
+        raise ValueError(f"results file {path} lacks keys {sorted(missing)}")
+    return data
