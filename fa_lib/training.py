@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .alignment import gradient_alignment, signal_alignment, weight_alignment
 from .networks import backward_pass, _validate
