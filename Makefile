@@ -1,0 +1,36 @@
+# fa-repro: two commands do everything on a fresh machine with Python 3.11 and make.
+#   make reproduce   set-up, every chapter at PROFILE (default), then the book
+#   make test        set-up, then every test (unit, notebooks at the ci profile, book, browser)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+CHAPTER ?=
+# torch is installed first, pinned, from the version pyproject.toml names (one source of truth).
+TORCH := $(shell grep -o '"torch==[0-9.]*"' pyproject.toml | tr -d '"')
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup reproduce test book clean
+
+# Re-installs whenever pyproject.toml changes; a second run reuses the environment.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	@touch $@
+
+setup: $(STAMP)
+
+reproduce: setup
+	$(PY) -m fa_lib.reproduce --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+
+book: setup
+	$(PY) -c "import fa_lib.reproduce as r; print(r.build_book())"
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf book/_build book/generated book/_toc.yml

@@ -1,0 +1,102 @@
+"""The book builds with -W from the ci-executed chapters, and a real browser renders it."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from fa_lib import reproduce
+
+BROWSER = Path("/usr/bin/chromium")
+DRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="session")
+def built_book(ci_results, tmp_path_factory) -> Path:
+    book = tmp_path_factory.mktemp("book")
+    for item in reproduce.BOOK.iterdir():
+        if item.is_file() and item.name != "_toc.yml":
+            shutil.copy(item, book / item.name)
+    (book / "generated").mkdir()
+    for stem in reproduce.chapters():
+        ci_results(stem)
+        shutil.copy(ci_results.base / "executed" / f"{stem}.ipynb", book / "generated" / f"{stem}.ipynb")
+    index = reproduce.build_book(book)  # raises CalledProcessError on any Sphinx warning (-W)
+    return index.parent
+
+
+@pytest.mark.notebook
+def test_book_builds_every_chapter(built_book):
+    assert (built_book / "index.html").is_file()
+    for stem in reproduce.chapters():
+        page = built_book / "generated" / f"{stem}.html"
+        assert page.is_file(), f"no page for {stem}"
+        html = page.read_text()
+        assert "Traceback" not in html and "stderr" not in html
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()  # math without internet
+    assert "mathjax/tex-chtml.js" in (built_book / "intro.html").read_text()
+
+
+def _browser():
+    if not (BROWSER.exists() and DRIVER.exists()):
+        reason = f"headless Chromium not installed ({BROWSER}, {DRIVER}): apt-get install chromium chromium-driver"
+        if os.environ.get("FA_REQUIRE_BROWSER"):
+            pytest.fail(reason + " (required: FA_REQUIRE_BROWSER is set)")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(BROWSER)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(str(DRIVER)))
+
+
+@pytest.fixture(scope="session")
+def served_book(built_book):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.browser
+@pytest.mark.notebook
+@pytest.mark.parametrize("page,min_images", [("intro.html", 0), ("generated/00_primer.html", 3)])
+def test_page_renders_in_a_real_browser(served_book, page, min_images):
+    driver = _browser()
+    try:
+        driver.set_script_timeout(60)
+        driver.get(f"{served_book}/{page}")
+        # Wait for MathJax to finish typesetting (it is served from _static, not a CDN).
+        driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
+            "  ? MathJax.startup.promise.then(() => done(true)) : setTimeout(wait, 100);"
+            "wait();"
+        )
+        text = driver.find_element("tag name", "body").text
+        assert "Traceback" not in text and "Error" not in driver.title
+        assert not driver.find_elements("css selector", ".output.stderr, .output.error, .output.traceback")
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
+        assert len(images) >= min_images
+        assert all(ok for _, ok in images), [src for src, ok in images if not ok]
+        assert len(driver.find_elements("css selector", "mjx-container")) > 0, "math was not typeset"
+        assert "$$" not in text and "\\delta" not in text  # no raw TeX left on the page
+        severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe  # e.g. a resource that needs the internet
+    finally:
+        driver.quit()

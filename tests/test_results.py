@@ -1,0 +1,99 @@
+"""Results files: content, provenance, atomic writes; parameter validation."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import fa_lib as F
+
+
+def _results(tmp_path, **kw):
+    args = dict(profile="ci", parameters={"profile": "ci", "seed": 0}, seeds=[0, 1], results_dir=tmp_path, paper="test")
+    return F.Results("99_test", **(args | kw))
+
+
+def test_results_file_has_every_key_and_provenance(tmp_path):
+    r = _results(tmp_path)
+    r.number("acc", np.float32(0.5))
+    r.metric("table", [{"a": torch.tensor(1.5), "b": np.array([1, 2])}])
+    r.claim("X1", statement="s", expected="e", measured={"v": np.float64(0.25)}, tolerance="t because u", passed=np.bool_(True))
+    path = r.save()
+    assert path == tmp_path / "ci" / "99_test.json"
+    data = F.load_results(path)
+    assert data["notebook"] == "99_test" and data["profile"] == "ci"
+    assert data["metrics"] == {"acc": 0.5, "table": [{"a": 1.5, "b": [1, 2]}]}
+    assert data["claims"] == [{"id": "X1", "paper": "test", "statement": "s", "expected": "e", "measured": {"v": 0.25},
+                               "tolerance": "t because u", "passed": True}]
+    prov = data["provenance"]
+    assert {"git_commit", "python", "torch", "numpy", "threads", "seeds", "started", "seconds"} <= set(prov)
+    assert prov["seeds"] == [0, 1] and prov["threads"] == torch.get_num_threads()
+
+
+def test_nan_is_stored_as_null_and_objects_are_refused(tmp_path):
+    assert F.to_jsonable([float("nan"), float("inf"), 1.0]) == [None, None, 1.0]
+    with pytest.raises(TypeError, match="object"):
+        F.to_jsonable(object())
+
+
+def test_claim_ids_are_unique(tmp_path):
+    r = _results(tmp_path)
+    r.claim("X1", statement="s", expected="e", measured=1, tolerance="t", passed=False)
+    with pytest.raises(ValueError, match="twice"):
+        r.claim("X1", statement="s", expected="e", measured=1, tolerance="t", passed=False)
+
+
+def test_failed_save_leaves_the_earlier_file_untouched(tmp_path, monkeypatch):
+    first = _results(tmp_path)
+    first.number("v", 1)
+    path = first.save()
+    before = path.read_text()
+    second = _results(tmp_path)
+    second.number("v", 2)
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        second.save()
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_truncated_results_file_is_rejected(tmp_path):
+    path = _results(tmp_path).save()
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(ValueError, match="unreadable"):
+        F.load_results(path)
+    path.write_text(json.dumps({"notebook": "x"}))
+    with pytest.raises(ValueError, match="lacks keys"):
+        F.load_results(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(profile="fast"), "profile='fast'.*'ci', 'default', 'paper'"),
+        (dict(seed=-1), "seed=-1"),
+        (dict(seed="0"), "seed='0'"),
+        (dict(results_dir=""), "results_dir"),
+        (dict(device="tpu"), "device='tpu'"),
+    ],
+)
+def test_check_parameters(kwargs, match):
+    args = dict(profile="ci", seed=0, results_dir="r", device="cpu") | kwargs
+    with pytest.raises(ValueError, match=match):
+        F.check_parameters(**args)
+
+
+def test_select_profile():
+    assert F.select_profile("paper", {"ci": 1, "default": 2, "paper": 3}) == 3
+    with pytest.raises(ValueError, match="profile='big'"):
+        F.select_profile("big", {"ci": 1, "default": 2, "paper": 3})
+    with pytest.raises(ValueError, match="no entry"):
+        F.select_profile("ci", {"ci": 1})
+    with pytest.raises(ValueError, match="finite number > 0"):
+        F.check_positive("lr", 0.0)

@@ -1,0 +1,123 @@
+"""Training loop: updates, batching over seeds, recording, divergence, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+import fa_lib as F
+
+DT = torch.float64
+SEEDS = [0, 1, 2]
+WIDTHS = [6, 8, 3]
+
+
+def _setup(rule="fa", seeds=SEEDS):
+    w = F.init_weights(WIDTHS, seeds, dtype=DT)
+    fb = F.init_feedback(WIDTHS, seeds, rule=rule, dtype=DT)
+    x, y = F.teacher_data(20, [6, 4, 3], seeds, activation="tanh", dtype=DT)
+    return w, fb, x, y
+
+
+def test_one_step_matches_the_update_rule():
+    w, fb, x, y = _setup()
+    l2 = [0.0, torch.tensor([0.0, 0.1, 0.5], dtype=DT)]
+    lr = torch.tensor([0.1, 0.2, 0.3], dtype=DT)
+    hist = F.train(w, x, y, rule="fa", activation="tanh", feedback=fb, lr=lr, l2=l2, steps=1, progress=False)
+    grads = F.gradients(w, x, y, rule="fa", activation="tanh", feedback=fb)
+    expected0 = w[0] - lr.view(3, 1, 1) * grads[0]
+    expected1 = w[1] - lr.view(3, 1, 1) * (grads[1] + l2[1].view(3, 1, 1) * w[1])
+    torch.testing.assert_close(hist.weights[0], expected0)
+    torch.testing.assert_close(hist.weights[1], expected1)
+
+
+def test_momentum_is_heavy_ball():
+    w, fb, x, y = _setup()
+    hist = F.train(w, x, y, rule="bp", activation="tanh", lr=0.1, momentum=0.9, steps=2, progress=False)
+    g0 = F.gradients(w, x, y, rule="bp", activation="tanh")
+    w1 = [a - 0.1 * g for a, g in zip(w, g0)]
+    g1 = F.gradients(w1, x, y, rule="bp", activation="tanh")
+    w2 = [a - 0.1 * (0.9 * h + g) for a, h, g in zip(w1, g0, g1)]
+    for a, b in zip(hist.weights, w2):
+        torch.testing.assert_close(a, b)
+
+
+def test_batch_of_seeds_equals_seeds_alone_minibatch():
+    w, fb, x, y = _setup()
+    kw = dict(rule="fa", activation="tanh", lr=0.05, steps=12, batch_size=5, record_every=4, progress=False, shuffle_seed=9)
+    batched = F.train(w, x, y, feedback=fb, **kw)
+    for s, seed in enumerate(SEEDS):
+        w1, fb1, x1, y1 = _setup(seeds=[seed])
+        alone = F.train(w1, x1, y1, feedback=fb1, **kw)
+        for name in alone.metrics:
+            np.testing.assert_allclose(batched.metrics[name][:, s], alone.metrics[name][:, 0], rtol=1e-12, atol=1e-14)
+
+
+def test_records_and_alignment_metrics():
+    w, fb, x, y = _setup()
+    hist = F.train(w, x, y, rule="fa", activation="tanh", feedback=fb, lr=0.1, steps=10, record_every=4, progress=False)
+    np.testing.assert_array_equal(hist.steps, [0, 4, 8, 10])
+    assert hist.metrics["loss"].shape == (4, 3)
+    assert hist.metrics["grad_alignment"].shape == (4, 3, 1)
+    assert hist.metrics["weight_alignment"].shape == (4, 3, 1)
+    assert hist.metrics["signal_alignment"].shape == (4, 3, 1)
+    assert np.all(hist.metrics["loss"][-1] < hist.metrics["loss"][0])
+    bp = F.train(w, x, y, rule="bp", activation="tanh", lr=0.1, steps=2, progress=False)
+    assert set(bp.metrics) == {"loss"}
+
+
+def test_classification_metrics():
+    seeds = [0, 1]
+    w = F.init_weights([5, 7, 3], seeds)
+    x = F.gaussian_inputs(30, 5, [0])[0]
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    hist = F.train(w, x, y, rule="dfa", activation="relu", loss="ce", feedback=F.init_feedback([5, 7, 3], seeds, rule="dfa"),
+                   lr=0.5, steps=30, batch_size=10, record_every=10, test=(x, y), progress=False)
+    assert hist.metrics["accuracy"].shape == (4, 2)
+    assert np.all((hist.metrics["test_accuracy"] >= 0) & (hist.metrics["test_accuracy"] <= 1))
+    assert hist.final("test_accuracy").mean() > 0.6
+
+
+def test_divergence_is_per_seed_and_reported():
+    w, fb, x, y = _setup()
+    lr = torch.tensor([0.05, 1e6, 0.05], dtype=DT)
+    hist = F.train(w, x, y, rule="fa", activation="linear", feedback=fb, lr=lr, steps=40, record_every=10, progress=False)
+    np.testing.assert_array_equal(hist.diverged, [False, True, False])
+    assert hist.diverged_step[1] > 0 and hist.diverged_step[0] == -1
+    assert np.isnan(hist.metrics["loss"][-1, 1]) and np.all(np.isfinite(hist.metrics["loss"][:, [0, 2]]))
+    summary = F.summarize_seeds(hist.final("loss"), hist.diverged)
+    assert summary["n"] == 2 and summary["diverged"] == 1 and np.isfinite(summary["mean"])
+    assert np.isclose(summary["mean"], hist.final("loss")[[0, 2]].mean())
+
+
+def test_all_diverged_summary_is_nan():
+    s = F.summarize_seeds(np.array([np.nan, np.nan]), np.array([True, True]))
+    assert s["n"] == 0 and s["diverged"] == 2 and np.isnan(s["mean"])
+
+
+def test_same_seed_gives_identical_metrics():
+    runs = []
+    for _ in range(2):
+        w, fb, x, y = _setup()
+        runs.append(F.train(w, x, y, rule="fa", activation="relu", feedback=fb, lr=0.1, steps=15, batch_size=4,
+                            record_every=5, shuffle_seed=3, progress=False))
+    for name in runs[0].metrics:
+        np.testing.assert_array_equal(runs[0].metrics[name], runs[1].metrics[name])
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(steps=-1), "steps"),
+        (dict(steps=1.5), "steps"),
+        (dict(record_every=0), "record_every"),
+        (dict(batch_size=100), "batch_size=100 exceeds"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(l2=[0.0, 0.0, 0.0]), "l2 has 3 entries"),
+        (dict(rule="fa", feedback=None), "needs feedback"),
+    ],
+)
+def test_bad_parameters_raise(kwargs, match):
+    w, fb, x, y = _setup()
+    args = dict(rule="bp", activation="tanh", lr=0.1, steps=5, progress=False) | kwargs
+    with pytest.raises(ValueError, match=match):
+        F.train(w, x, y, **args)
