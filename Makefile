@@ -1,17 +1,20 @@
 # fa-repro: two commands do everything on a fresh machine with Python 3.11 and make.
 #   make reproduce   set-up, every chapter at PROFILE (default), then the book
 #   make test        set-up, then every test (unit, notebooks at the ci profile, book, browser)
+# Options: PROFILE=ci|default|paper  CHAPTER=<notebook stem>  FORCE=1  JOBS=<parallel chapters>
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
 CHAPTER ?=
+FORCE ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # torch is installed first, pinned, from the version pyproject.toml names (one source of truth).
 TORCH := $(shell grep -o '"torch==[0-9.]*"' pyproject.toml | tr -d '"')
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup reproduce test book clean
+.PHONY: setup reproduce test book bench clean
 
 # Re-installs whenever pyproject.toml changes; a second run reuses the environment.
 $(STAMP): pyproject.toml
@@ -23,14 +26,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Unchanged chapters are reused (FORCE=1 re-runs them); chapters run JOBS at a time.
 reproduce: setup
-	$(PY) -m fa_lib.reproduce --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(PY) -m fa_lib.reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(FORCE),--force)
 
-book: setup
-	$(PY) -c "import fa_lib.reproduce as r; print(r.build_book())"
+# Speed ratios measured side by side in one run (not a test); shown on the book's Performance page.
+bench: setup
+	$(PY) -m fa_lib.bench
 
 test: setup
 	$(PY) -m pytest
 
 clean:
-	rm -rf book/_build book/generated book/_toc.yml
+	rm -rf book/_build book/generated book/_toc.yml book/scorecard.md book/performance.md

@@ -1,4 +1,4 @@
-"""Shared fixtures: float64 by default for theory checks, and a papermill runner."""
+"""Shared fixtures: the chapters executed once per session at the ``ci`` profile."""
 
 from __future__ import annotations
 
@@ -7,37 +7,33 @@ from pathlib import Path
 
 import pytest
 
+from fa_lib import reproduce
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
 @pytest.fixture(scope="session")
-def ci_results(tmp_path_factory):
-    """Execute a notebook at the ``ci`` profile once per session; returns its results dict.
+def ci_project(tmp_path_factory) -> reproduce.Project:
+    """The real notebooks and library, with results (and executed copies) in a session folder."""
+    return reproduce.Project(results=tmp_path_factory.getbasetemp() / "ci-results")
 
-    Usage: ``results = ci_results("00_primer")``. The executed copy lands in a session
-    temporary folder (``executed/<stem>.ipynb``) next to ``results/ci/<stem>.json``; both
-    are reused by the book-build test.
+
+@pytest.fixture(scope="session")
+def ci_results(ci_project):
+    """Execute a chapter at the ``ci`` profile once per session, exactly as ``make reproduce``
+    does (``fa_lib.reproduce.execute_chapter``); returns its results dict.
+
+    Usage: ``results = ci_results("00_primer")``.
     """
-    import papermill
-
-    base = tmp_path_factory.getbasetemp() / "ci-run"
     cache: dict[str, dict] = {}
 
     def run(stem: str) -> dict:
         if stem not in cache:
-            (base / "executed").mkdir(parents=True, exist_ok=True)
-            papermill.execute_notebook(
-                str(NOTEBOOKS / f"{stem}.ipynb"),
-                str(base / "executed" / f"{stem}.ipynb"),
-                parameters={"profile": "ci", "results_dir": str(base / "results")},
-                cwd=str(NOTEBOOKS),
-                progress_bar=False,
-            )
-            cache[stem] = json.loads((base / "results" / "ci" / f"{stem}.json").read_text())
+            reproduce.execute_chapter(ci_project, "ci", stem)
+            cache[stem] = json.loads(ci_project.results_file("ci", stem).read_text())
         return cache[stem]
 
-    run.base = base
     return run
 
 

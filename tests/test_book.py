@@ -17,18 +17,30 @@ BROWSER = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
 
 
+SOURCES = ("_config.yml", "intro.md", "bibliography.md", "references.bib", "favicon.svg")
+
+
 @pytest.fixture(scope="session")
-def built_book(ci_results, tmp_path_factory) -> Path:
+def built_book(ci_project, ci_results, tmp_path_factory) -> Path:
+    """The book assembled and built exactly as ``make reproduce`` does, from the ci-executed chapters."""
     book = tmp_path_factory.mktemp("book")
-    for item in reproduce.BOOK.iterdir():
-        if item.is_file() and item.name != "_toc.yml":
-            shutil.copy(item, book / item.name)
-    (book / "generated").mkdir()
-    for stem in reproduce.chapters():
+    for name in SOURCES:
+        shutil.copy(reproduce.Project().book / name, book / name)
+    stems = ci_project.chapters()
+    for stem in stems:
         ci_results(stem)
-        shutil.copy(ci_results.base / "executed" / f"{stem}.ipynb", book / "generated" / f"{stem}.ipynb")
+    project = reproduce.Project(results=ci_project.results, book=book)
+    # The chapters just executed are not executed again: their inputs are unchanged.
+    assert set(reproduce.run_chapters(project, "ci", stems, jobs=1).values()) == {"cached"}
+    assert reproduce.assemble_book(project, "ci", stems) == stems
     index = reproduce.build_book(book)  # raises CalledProcessError on any Sphinx warning (-W)
     return index.parent
+
+
+def test_book_sources_are_all_copied():
+    tracked = {p.name for p in reproduce.Project().book.iterdir() if p.is_file() and p.name not in
+               {"_toc.yml", "scorecard.md", "performance.md"}}
+    assert tracked == set(SOURCES)
 
 
 @pytest.mark.notebook
@@ -41,6 +53,9 @@ def test_book_builds_every_chapter(built_book):
         assert "Traceback" not in html and "stderr" not in html
     assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()  # math without internet
     assert "mathjax/tex-chtml.js" in (built_book / "intro.html").read_text()
+    scorecard = (built_book / "scorecard.html").read_text()
+    assert "Reproduction scorecard" in scorecard and "P1a" in scorecard
+    assert (built_book / "performance.html").is_file()
 
 
 def _browser():
@@ -74,19 +89,24 @@ def served_book(built_book):
 
 @pytest.mark.browser
 @pytest.mark.notebook
-@pytest.mark.parametrize("page,min_images", [("intro.html", 0), ("generated/00_primer.html", 3)])
-def test_page_renders_in_a_real_browser(served_book, page, min_images):
+@pytest.mark.parametrize("page,min_images,math", [
+    ("intro.html", 0, True), ("generated/00_primer.html", 3, True), ("scorecard.html", 0, False)])
+def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
     driver = _browser()
     try:
         driver.set_script_timeout(60)
         driver.get(f"{served_book}/{page}")
         # Wait for MathJax to finish typesetting (it is served from _static, not a CDN).
-        driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
-            "  ? MathJax.startup.promise.then(() => done(true)) : setTimeout(wait, 100);"
-            "wait();"
-        )
+        loads_mathjax = driver.execute_script(
+            "return Array.from(document.scripts).some(s => s.src.includes('mathjax/tex-chtml.js'));")
+        assert loads_mathjax == math
+        if math:
+            driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
+                "  ? MathJax.startup.promise.then(() => done(true)) : setTimeout(wait, 100);"
+                "wait();"
+            )
         text = driver.find_element("tag name", "body").text
         assert "Traceback" not in text and "Error" not in driver.title
         assert not driver.find_elements("css selector", ".output.stderr, .output.error, .output.traceback")
@@ -94,7 +114,8 @@ def test_page_renders_in_a_real_browser(served_book, page, min_images):
             "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
         assert len(images) >= min_images
         assert all(ok for _, ok in images), [src for src, ok in images if not ok]
-        assert len(driver.find_elements("css selector", "mjx-container")) > 0, "math was not typeset"
+        if math:
+            assert len(driver.find_elements("css selector", "mjx-container")) > 0, "math was not typeset"
         assert "$$" not in text and "\\delta" not in text  # no raw TeX left on the page
         severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not severe, severe  # e.g. a resource that needs the internet
