@@ -1,0 +1,24 @@
+"""The benchmark's bookkeeping (no timing is asserted: timings are not test results)."""
+
+from fa_lib import bench
+
+
+def test_flop_count_of_a_two_layer_step():
+    # forward n k p + n p, back through b n p, grad W p n k, grad beta n p; x2 for multiply-add
+    assert bench.two_layer_flops_per_step(seeds=1, n=2, k=3, p=5) == 2 * (2 * 2 * 3 * 5 + 3 * 2 * 5)
+    assert bench.two_layer_flops_per_step(seeds=4, n=2, k=3, p=5) == 4 * bench.two_layer_flops_per_step(1, 2, 3, 5)
+
+
+def test_performance_page_without_and_with_a_benchmark():
+    times = {("00_primer", "ci"): {"seconds": 12.3, "threads": 1, "started": "2026-01-01T00:00:00+00:00"}}
+    page = bench.performance_markdown(None, times)
+    assert page.startswith("# Performance") and "make bench" in page and "| 00_primer | ci | 12 | 1 |" in page
+    fake = {
+        "machine": {"date": "d", "cpu": "cpu", "cores": 2, "threads": 1, "python": "3.11", "torch": "t", "git_commit": "c"},
+        "fa_vs_bp": {"widths": [4, 3], "seeds": 2, "batch": 5, "seconds_per_step": {"bp": 1e-3}, "fa_over_bp": 1.04, "dfa_over_bp": 0.9},
+        "batched_vs_separate": [{"S": 8, "p": 200, "steps": 10, "speedup": 5.5}],
+        "sweep_efficiency": [{"p": 200, "networks": 40, "gflops": 10.0, "matmul_gflops": 50.0, "fraction_of_matmul": 0.2}],
+    }
+    page = bench.performance_markdown(fake, {})
+    assert "| 4-3 | 2 | 5 | 1.00e-03 | 1.04 | 0.90 |" in page and "| 8 | 200 | 10 | 5.5 |" in page
+    assert "| 200 | 40 | 10.0 | 50.0 | 0.20 |" in page and "No chapter has been run yet." in page
