@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .results import load_results
+from .results import compact, load_results
 from .validation import PROFILES, check_choice, check_int
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,17 +165,6 @@ def run_chapters(
 
 
 # --------------------------------------------------------------------------- scorecard
-def _short(value: Any) -> str:
-    """A compact rendering of a measured value (numbers to 4 significant digits)."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_short(v) for v in value) + "]"
-    return "n/a" if value is None else str(value)
-
-
 def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list[dict[str, str]]:
     """One row per claim of every chapter; a chapter without a valid results file is one
     "not run" row."""
@@ -190,7 +179,7 @@ def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list
         for claim in claims:
             rows.append({
                 "chapter": stem, "paper": claim["paper"], "id": claim["id"], "statement": claim["statement"],
-                "expected": claim["expected"], "measured": _short(claim["measured"]), "tolerance": claim["tolerance"],
+                "expected": claim["expected"], "measured": compact(claim["measured"]), "tolerance": claim["tolerance"],
                 "verdict": "reproduced" if claim["passed"] else "deviates",
             })
     return rows

@@ -50,6 +50,17 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} in a results file")
 
 
+def compact(value: Any) -> str:
+    """A short rendering of a measured value: numbers to 4 significant digits, recursively."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(compact(v) for v in value) + "]"
+    return "n/a" if value is None else str(value)
+
+
 def git_commit(path: Path | None = None) -> str:
     """The checkout's commit (with ``+dirty`` when tracked files differ), or ``"unknown"``."""
     cwd = path or Path(__file__).resolve().parent
@@ -158,6 +169,14 @@ class Results:
         )
         glue(f"{id}_verdict", "reproduced" if passed else "deviates")
         return passed
+
+    def claims_table(self) -> str:
+        """The claims recorded so far as a Markdown table (display it with IPython's ``Markdown``)."""
+        rows = ["| claim | statement | expected | measured | verdict |", "| --- | --- | --- | --- | --- |"]
+        for c in self.claims:
+            cells = [c["id"], c["statement"], c["expected"], compact(c["measured"]), "reproduced" if c["passed"] else "**deviates**"]
+            rows.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+        return "\n".join(rows)
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -97,3 +97,13 @@ def test_select_profile():
         F.select_profile("ci", {"ci": 1})
     with pytest.raises(ValueError, match="finite number > 0"):
         F.check_positive("lr", 0.0)
+
+
+def test_claims_table_is_markdown(tmp_path):
+    r = _results(tmp_path)
+    r.claim("X1", statement="a | b", expected="e", measured={"gap": 0.123456}, tolerance="t", passed=True)
+    r.claim("X2", statement="s", expected="e", measured=None, tolerance="t", passed=False)
+    lines = r.claims_table().splitlines()
+    assert lines[0] == "| claim | statement | expected | measured | verdict |"
+    assert lines[2] == "| X1 | a \\| b | e | {gap: 0.1235} | reproduced |"
+    assert lines[3] == "| X2 | s | e | n/a | **deviates** |"
