@@ -57,6 +57,17 @@ _ACTIVATION_FUNCTIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Ten
 }
 
 
+def _derivative(name: str, a: Tensor, h: Tensor) -> Tensor:
+    """``sigma'(a)`` given also ``h = sigma(a)``: tanh and sigmoid reuse ``h``."""
+    if name == "tanh":
+        return 1 - h * h
+    if name == "sigmoid":
+        return h * (1 - h)
+    if name == "relu":
+        return (a > 0).to(a.dtype)
+    return torch.ones_like(a)
+
+
 def activation_function(name: str) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
     """``(sigma, sigma')`` for an activation name (``sigma'`` of relu at 0 is 0)."""
     check_choice("activation", name, ACTIVATIONS)
@@ -213,7 +224,9 @@ def forward(
     scales = _scales(layer_scales, len(weights))
     inputs, pre = [x], []
     for i, w in enumerate(weights):
-        a = scales[i] * torch.matmul(inputs[-1], w.transpose(-1, -2))
+        a = torch.matmul(inputs[-1], w.transpose(-1, -2))
+        if scales[i] != 1.0:
+            a = scales[i] * a
         if biases is not None:
             a = a + biases[i].unsqueeze(-2)
         pre.append(a)
@@ -296,7 +309,6 @@ def backward_pass(
     """Loss, error signals and weight "gradients" of ``rule`` (see the module docstring)."""
     if validate:
         _validate(weights, x, y, rule, activation, loss, feedback, biases)
-    _, sigma_prime = activation_function(activation)
     scales = _scales(layer_scales, len(weights))
     fwd = forward(weights, x, activation, biases=biases, layer_scales=scales)
     value, delta = loss_and_output_delta(fwd.output, y, loss)
@@ -307,9 +319,13 @@ def backward_pass(
             back = torch.matmul(deltas[-1], feedback[i])
         else:
             matrix = weights[i + 1] if rule == "bp" else feedback[i + 1]
-            back = scales[i + 1] * torch.matmul(deltas[i + 1], matrix)
-        deltas[i] = back * sigma_prime(fwd.pre[i])
-    grads = [scales[i] * torch.matmul(deltas[i].transpose(-1, -2), fwd.inputs[i]) for i in range(n_layers)]
+            back = torch.matmul(deltas[i + 1], matrix)
+            if scales[i + 1] != 1.0:
+                back = scales[i + 1] * back
+        # sigma' from the forward pass's own outputs (no second tanh or sigmoid)
+        deltas[i] = back * _derivative(activation, fwd.pre[i], fwd.inputs[i + 1])
+    grads = [torch.matmul(deltas[i].transpose(-1, -2), fwd.inputs[i]) for i in range(n_layers)]
+    grads = [g if c == 1.0 else c * g for g, c in zip(grads, scales)]
     bias_grads = None if biases is None else [d.sum(dim=-2) for d in deltas]
     return Backward(value, fwd.output, deltas, grads, bias_grads)
 
