@@ -40,3 +40,6 @@ from .validation import PROFILES, check_choice, check_int, check_parameters, che
 
 __all__ = [name for name in dir() if not name.startswith("_")]
 __version__ = "0.1.0"
+
+# The chapters' own modules (imported last: they build on the core above).
+from . import conservation, fixed_points, song  # noqa: E402
