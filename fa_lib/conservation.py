@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from .alignment import weight_alignment
-from .networks import Backward, _validate, backward_pass, forward, loss_and_output_delta
+from .networks import Backward, _validate, backward_pass, check_biases, forward, loss_and_output_delta
 from .validation import check_choice, check_int
 
 Tensor = torch.Tensor
@@ -54,12 +54,7 @@ def _check_law_arguments(weights: Sequence[Tensor], rule: str, feedback, biases)
             if feedback[i] is None or feedback[i].shape != weights[i].shape:
                 shape = None if feedback[i] is None else tuple(feedback[i].shape)
                 raise ValueError(f"feedback[{i}] has shape {shape}; expected {tuple(weights[i].shape)} (shaped like weights[{i}])")
-    if biases is not None:
-        if len(biases) != len(weights):
-            raise ValueError(f"biases has {len(biases)} entries; expected {len(weights)}")
-        for i, (b, w) in enumerate(zip(biases, weights)):
-            if b.shape != w.shape[:-1]:
-                raise ValueError(f"biases[{i}] has shape {tuple(b.shape)}; expected {tuple(w.shape[:-1])}")
+    check_biases(biases, weights)
 
 
 def _law_terms(

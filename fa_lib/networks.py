@@ -248,6 +248,17 @@ def loss_and_output_delta(output: Tensor, y: Tensor, loss: str) -> tuple[Tensor,
     return nll.mean(dim=-1), (torch.exp(logp) - onehot) / n
 
 
+def check_biases(biases: Sequence[Tensor] | None, weights: Sequence[Tensor]) -> None:
+    """``biases`` is ``None`` or one ``(*S, n_{i+1})`` tensor per layer; else ``ValueError``."""
+    if biases is None:
+        return
+    if len(biases) != len(weights):
+        raise ValueError(f"biases has {len(biases)} entries; expected {len(weights)}")
+    for i, (b, w) in enumerate(zip(biases, weights)):
+        if b.shape != w.shape[:-1]:
+            raise ValueError(f"biases[{i}] has shape {tuple(b.shape)}; expected {tuple(w.shape[:-1])}")
+
+
 def _validate(weights, x, y, rule, activation, loss, feedback, biases) -> None:
     check_choice("rule", rule, RULES)
     check_choice("activation", activation, ACTIVATIONS)
@@ -272,12 +283,7 @@ def _validate(weights, x, y, rule, activation, loss, feedback, biases) -> None:
     else:
         if y.shape[-1:] != (n,) or y.shape[:-1] not in ((), batch) or y.dtype != torch.int64:
             raise ValueError(f"y has shape {tuple(y.shape)} dtype {y.dtype}; expected int64 class indices (*S, {n}) or ({n},) for loss='ce'")
-    if biases is not None:
-        if len(biases) != len(weights):
-            raise ValueError(f"biases has {len(biases)} entries; expected {len(weights)}")
-        for i, (b, w) in enumerate(zip(biases, weights)):
-            if b.shape != w.shape[:-1]:
-                raise ValueError(f"biases[{i}] has shape {tuple(b.shape)}; expected {tuple(w.shape[:-1])}")
+    check_biases(biases, weights)
     if rule == "bp":
         return
     if feedback is None or len(feedback) != len(weights):

@@ -110,6 +110,7 @@ def execute_chapter(project: Project, profile: str, stem: str, *, position: int 
     import papermill
 
     check_choice("profile", profile, PROFILES)
+    key = inputs_key(project, profile, stem)  # the inputs as they are when the run starts
     target = project.executed(profile, stem)
     target.parent.mkdir(parents=True, exist_ok=True)
     project.key_file(profile, stem).unlink(missing_ok=True)
@@ -126,7 +127,7 @@ def execute_chapter(project: Project, profile: str, stem: str, *, position: int 
     finally:
         partial.unlink(missing_ok=True)
     load_results(project.results_file(profile, stem))  # the notebook must have written it
-    _write_atomic(project.key_file(profile, stem), inputs_key(project, profile, stem) + "\n")
+    _write_atomic(project.key_file(profile, stem), key + "\n")
 
 
 def _last_seconds(project: Project, profile: str, stem: str) -> float:

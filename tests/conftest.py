@@ -43,3 +43,16 @@ def assert_claims_pass(results: dict, expected_ids: set[str]) -> None:
     assert expected_ids <= set(claims), f"missing claims {sorted(expected_ids - set(claims))}"
     failed = {k: (c["measured"], c["tolerance"]) for k, c in claims.items() if not c["passed"]}
     assert not failed, f"claims that deviate at the ci profile: {failed}"
+
+
+def assert_rejects_parameter(stem: str, tmp_path: Path, name: str, value, message: str) -> None:
+    """Executing chapter ``stem`` with one bad parameter fails with a ValueError that names it,
+    before any computation, and leaves no results behind."""
+    import papermill
+
+    params = {"profile": "ci", "results_dir": str(tmp_path / "results"), name: value}
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters=params, cwd=str(NOTEBOOKS), progress_bar=False)
+    assert "ValueError" in str(info.value) and message in str(info.value)
+    assert not (tmp_path / "results").exists()  # nothing half-written

@@ -1,8 +1,7 @@
 """The primer chapter at the ci profile: its claims hold and its parameters are checked."""
 
-import papermill
 import pytest
-from conftest import NOTEBOOKS, assert_claims_pass
+from conftest import assert_claims_pass, assert_rejects_parameter
 
 pytestmark = pytest.mark.notebook
 
@@ -24,9 +23,4 @@ def test_primer_ci_claims(ci_results):
     ("activation", "gelu", "activation='gelu' is not allowed"),
 ])
 def test_primer_rejects_bad_parameters_before_computing(tmp_path, name, value, message):
-    params = {"profile": "ci", "results_dir": str(tmp_path / "results"), name: value}
-    with pytest.raises(papermill.PapermillExecutionError) as info:
-        papermill.execute_notebook(str(NOTEBOOKS / "00_primer.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters=params, cwd=str(NOTEBOOKS), progress_bar=False)
-    assert "ValueError" in str(info.value) and message in str(info.value)
-    assert not (tmp_path / "results").exists()  # nothing half-written
+    assert_rejects_parameter("00_primer", tmp_path, name, value, message)

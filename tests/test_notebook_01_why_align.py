@@ -1,8 +1,7 @@
 """The why-align chapter (Chu & Bacho 2024) at the ci profile: its claims hold, its metrics exist, its parameters are checked."""
 
-import papermill
 import pytest
-from conftest import NOTEBOOKS, assert_claims_pass
+from conftest import assert_claims_pass, assert_rejects_parameter
 
 pytestmark = pytest.mark.notebook
 
@@ -40,9 +39,4 @@ def test_why_align_ci_claims_and_metrics(ci_results):
     ("threads", 0, "threads=0"),
 ])
 def test_why_align_rejects_bad_parameters_before_computing(tmp_path, name, value, message):
-    params = {"profile": "ci", "results_dir": str(tmp_path / "results"), name: value}
-    with pytest.raises(papermill.PapermillExecutionError) as info:
-        papermill.execute_notebook(str(NOTEBOOKS / "01_why_align.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters=params, cwd=str(NOTEBOOKS), progress_bar=False)
-    assert "ValueError" in str(info.value) and message in str(info.value)
-    assert not (tmp_path / "results").exists()  # nothing half-written
+    assert_rejects_parameter("01_why_align", tmp_path, name, value, message)

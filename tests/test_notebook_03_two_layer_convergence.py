@@ -2,9 +2,8 @@
 
 import math
 
-import papermill
 import pytest
-from conftest import NOTEBOOKS
+from conftest import assert_rejects_parameter
 
 from fa_lib import song
 
@@ -66,9 +65,4 @@ def test_two_layer_convergence_ci_metrics(ci_results):
     ("block", -1, "block=-1"),
 ])
 def test_two_layer_convergence_rejects_bad_parameters_before_computing(tmp_path, name, value, message):
-    params = {"profile": "ci", "results_dir": str(tmp_path / "results"), name: value}
-    with pytest.raises(papermill.PapermillExecutionError) as info:
-        papermill.execute_notebook(str(NOTEBOOKS / f"{STEM}.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters=params, cwd=str(NOTEBOOKS), progress_bar=False)
-    assert "ValueError" in str(info.value) and message in str(info.value)
-    assert not (tmp_path / "results").exists()  # nothing half-written
+    assert_rejects_parameter(STEM, tmp_path, name, value, message)

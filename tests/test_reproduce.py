@@ -69,6 +69,21 @@ def test_second_run_executes_nothing_and_library_edits_invalidate(project, capsy
     assert R.run_chapters(project, "ci", project.chapters(), jobs=1) == {"01_alpha": "cached", "02_beta": "ran"}
 
 
+def test_library_edit_during_a_run_leaves_the_chapter_stale(project, monkeypatch):
+    import papermill
+
+    real = papermill.execute_notebook
+
+    def edit_while_running(*args, **kwargs):
+        result = real(*args, **kwargs)
+        (project.library / "model.py").write_text("VERSION = 3\n")  # edited while the chapter ran
+        return result
+
+    monkeypatch.setattr(papermill, "execute_notebook", edit_while_running)
+    R.execute_chapter(project, "ci", "01_alpha")
+    assert not R.is_fresh(project, "ci", "01_alpha")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete_executed", "garbage_key"])
 def test_damaged_outputs_are_recomputed(project, damage):
     R.run_chapters(project, "ci", project.chapters(), jobs=2)
