@@ -109,6 +109,7 @@ class Results:
         self.metrics: dict[str, Any] = {}
         self.claims: list[dict[str, Any]] = []
         self.started = datetime.now(timezone.utc)
+        self.commit = git_commit()  # the code that ran, read when the run starts
         self._clock = time.perf_counter()
 
     def number(self, name: str, value: float | int, *, glue_as: str | None = None) -> float | int:
@@ -180,7 +181,7 @@ class Results:
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "git_commit": git_commit(),
+            "git_commit": self.commit,
             "python": sys.version.split()[0],
             "torch": torch.__version__,
             "numpy": np.__version__,
