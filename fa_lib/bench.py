@@ -167,7 +167,7 @@ def performance_markdown(bench: dict[str, Any] | None, chapter_times: dict[tuple
     else:
         m = bench["machine"]
         lines += [
-            f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), "
+            f"Measured by `make bench` ({bench.get('source', 'this checkout')}) on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), "
             f"Python {m['python']}, torch {m['torch']}, commit `{m['git_commit']}`. Every figure below is a ratio of "
             "timings taken side by side in the same run (the median of interleaved repeats), because absolute times "
             "on a shared machine are not a result.", "",

@@ -234,11 +234,14 @@ def print_scorecard(rows: Sequence[dict[str, str]], status: dict[str, str], prof
 
 # --------------------------------------------------------------------------- book
 def write_performance_page(project: Project, profile: str, stems: Sequence[str]) -> Path:
-    """``book/performance.md`` from the benchmark's JSON (``make bench``) and each chapter's run time."""
+    """``book/performance.md`` from the benchmark's JSON and each chapter's recorded run time."""
     from .bench import performance_markdown
 
-    bench_file = project.results / "benchmark.json"
-    bench = json.loads(bench_file.read_text()) if bench_file.is_file() else None
+    # A local `make bench` wins; otherwise the book's recorded run (book/benchmark.json).
+    bench_file = next((f for f in (project.results / "benchmark.json", project.book / "benchmark.json") if f.is_file()), None)
+    bench = json.loads(bench_file.read_text()) if bench_file else None
+    if bench is not None:
+        bench["source"] = "this checkout's `make bench`" if bench_file.parent == project.results else "the run recorded with the book"
     times = {}
     for p in PROFILES:
         for stem in stems:
