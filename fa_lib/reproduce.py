@@ -200,7 +200,7 @@ def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: st
         "not, and the chapter shows and discusses the numbers; *not run*: the chapter has no results file "
         "at this profile.", "",
         f"Totals: {counts['reproduced']} reproduced, {counts['deviates']} deviate, {counts['not run']} not run.", "",
-        "| chapter | paper | claim | statement | expected | measured | tolerance | verdict |",
+        "| chapter | claim | verdict | statement | expected | measured | tolerance | paper |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -208,7 +208,7 @@ def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: st
         if r["verdict"] == "not run":
             link = CHAPTER_TITLES.get(r["chapter"], r["chapter"])
         verdict = {"reproduced": "reproduced", "deviates": "**deviates**", "not run": "*not run*"}[r["verdict"]]
-        cells = [link, r["paper"], r["id"], r["statement"], r["expected"], r["measured"], r["tolerance"], verdict]
+        cells = [link, r["id"], verdict, r["statement"], r["expected"], r["measured"], r["tolerance"], r["paper"]]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     page = book / "scorecard.md"
     page.write_text("\n".join(lines) + "\n")
