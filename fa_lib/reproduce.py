@@ -5,7 +5,7 @@ For a profile P each chapter ``notebooks/<stem>.ipynb`` produces, under ``result
 * ``<stem>.json``: the results file the notebook writes (atomically) in its last cell;
 * ``executed/<stem>.ipynb``: the executed copy (written to a temporary name, then renamed);
 * ``executed/<stem>.inputs``: the SHA-256 of the chapter's inputs (the notebook, the
-  profile and every source file of ``fa_lib``), written last.
+  profile, every source file of ``fa_lib`` and where the datasets were found), written last.
 
 A chapter whose three files exist, whose results file reads back whole and whose inputs
 key matches is not executed again (``--force`` re-runs it). An interrupted run therefore
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .data import DATASETS, find_dataset
 from .results import compact, load_results
 from .validation import PROFILES, check_choice, check_int
 
@@ -74,9 +75,12 @@ def chapters() -> list[str]:
 
 
 def inputs_key(project: Project, profile: str, stem: str) -> str:
-    """SHA-256 over the notebook, the profile and every ``.py`` file of the library."""
+    """SHA-256 over the notebook, the profile, every ``.py`` file of the library and where each
+    dataset was found (installing MNIST changes what ``dataset="auto"`` reads)."""
     digest = hashlib.sha256()
     digest.update(profile.encode())
+    for name in DATASETS:
+        digest.update(f"{name}:{find_dataset(name)}".encode())
     digest.update((project.notebooks / f"{stem}.ipynb").read_bytes())
     for path in sorted(project.library.rglob("*.py")):
         digest.update(str(path.relative_to(project.library)).encode())

@@ -84,6 +84,14 @@ def test_library_edit_during_a_run_leaves_the_chapter_stale(project, monkeypatch
     assert not R.is_fresh(project, "ci", "01_alpha")
 
 
+def test_installing_a_dataset_invalidates(project, monkeypatch, tmp_path):
+    R.run_chapters(project, "ci", ["01_alpha"], jobs=1)
+    assert R.is_fresh(project, "ci", "01_alpha")
+    found = {"mnist": tmp_path / "mnist"}  # MNIST appears: dataset="auto" would now read it
+    monkeypatch.setattr(R, "find_dataset", lambda name: found.get(name))
+    assert not R.is_fresh(project, "ci", "01_alpha")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete_executed", "garbage_key"])
 def test_damaged_outputs_are_recomputed(project, damage):
     R.run_chapters(project, "ci", project.chapters(), jobs=2)
