@@ -240,8 +240,8 @@ class Trajectory:
     ``r = ||Q(t+1) - Q(t) - step_change||``: ``law_residual`` max of ``r / terms`` where
     ``terms = ||incoming|| + ||outgoing||`` is the size of the two terms that make up ``Q(t)``
     (float64 resolves ``Q`` to ~1e-16 of it); ``law_residual_of_change`` max of
-    ``r / ||step_change||``; ``change_to_terms`` min of ``||step_change|| / terms`` (how far the
-    predicted change lies above that resolution). ``min_neuron_change``: min over steps and
+    ``r / ||step_change||``; ``change_to_terms`` and ``max_change_to_terms`` min and max of
+    ``||step_change|| / terms`` (how far the predicted change lies above that resolution). ``min_neuron_change``: min over steps and
     neurons of the one-step change of FA's ``c_{k,j}`` over the size of its terms (``>= 0`` up
     to roundoff: monotone). Records of a seed from the step its loss or weights stop being
     finite are NaN; ``diverged`` ``(S,)`` marks those seeds.
@@ -256,6 +256,7 @@ class Trajectory:
     law_residual: np.ndarray
     law_residual_of_change: np.ndarray
     change_to_terms: np.ndarray
+    max_change_to_terms: np.ndarray
     min_neuron_change: np.ndarray
     diverged: np.ndarray
     weights: list[Tensor] = field(repr=False)
@@ -301,7 +302,7 @@ def conservation_trajectory(
     fa_sums0 = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in fa0], dim=-1)  # sum_j c_{k,j}(0)
     accumulated = torch.zeros_like(fa_sums0)
     nan = torch.full_like(fa_sums0, float("nan"))
-    law_residual, law_residual_of_change = torch.zeros_like(nan), torch.zeros_like(nan)
+    law_residual, law_residual_of_change, max_change = torch.zeros_like(nan), torch.zeros_like(nan), torch.zeros_like(nan)
     change_to_terms, min_change = torch.full_like(nan, float("inf")), torch.full_like(nan, float("inf"))
     finite = torch.ones(seed_shape, dtype=torch.bool, device=weights[0].device)
     records: dict[str, list[np.ndarray]] = {}
@@ -348,6 +349,7 @@ def conservation_trajectory(
             law_residual = torch.where(keep, torch.maximum(law_residual, _ratio(residual, size)), nan)
             law_residual_of_change = torch.where(keep, torch.maximum(law_residual_of_change, _ratio(residual, predicted)), nan)
             change_to_terms = torch.where(keep, torch.minimum(change_to_terms, _ratio(predicted, size)), nan)
+            max_change = torch.where(keep, torch.maximum(max_change, _ratio(predicted, size)), nan)
             min_change = torch.where(keep, torch.minimum(min_change, torch.stack(monotone, -1)), nan)
             if step % record_every == 0 or step == steps:
                 record(step)
@@ -362,6 +364,7 @@ def conservation_trajectory(
         law_residual=law_residual.cpu().numpy(),
         law_residual_of_change=law_residual_of_change.cpu().numpy(),
         change_to_terms=change_to_terms.cpu().numpy(),
+        max_change_to_terms=max_change.cpu().numpy(),
         min_neuron_change=min_change.cpu().numpy(),
         diverged=(~finite).cpu().numpy(),
         weights=weights,

@@ -163,6 +163,7 @@ def test_trajectory_laws_identity_and_monotone(activation, per_neuron):
     assert not traj.diverged.any()
     assert traj.law_residual.max() < 1e-13
     assert traj.change_to_terms.min() > 1e-12
+    assert (traj.max_change_to_terms >= traj.change_to_terms).all()
     assert traj.min_neuron_change.min() > -1e-13
     assert np.nanmax(traj.identity_residual) < 1e-12
     assert (np.diff(traj.fa_neuron_change, axis=0) >= -1e-12).all()
