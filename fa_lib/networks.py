@@ -58,14 +58,12 @@ _ACTIVATION_FUNCTIONS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Ten
 
 
 def _derivative(name: str, a: Tensor, h: Tensor) -> Tensor:
-    """``sigma'(a)`` given also ``h = sigma(a)``: tanh and sigmoid reuse ``h``."""
+    """``sigma'(a)`` given also ``h = sigma(a)``: tanh and sigmoid reuse ``h`` instead of recomputing it."""
     if name == "tanh":
         return 1 - h * h
     if name == "sigmoid":
         return h * (1 - h)
-    if name == "relu":
-        return (a > 0).to(a.dtype)
-    return torch.ones_like(a)
+    return _ACTIVATION_FUNCTIONS[name][1](a)
 
 
 def activation_function(name: str) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .data import DATASETS, find_dataset
 from .results import compact, load_results
@@ -68,10 +67,6 @@ class Project:
 
     def key_file(self, profile: str, stem: str) -> Path:
         return self.results / profile / "executed" / f"{stem}.inputs"
-
-
-def chapters() -> list[str]:
-    return Project().chapters()
 
 
 def inputs_key(project: Project, profile: str, stem: str) -> str:

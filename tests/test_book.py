@@ -46,7 +46,7 @@ def test_book_sources_are_all_copied():
 @pytest.mark.notebook
 def test_book_builds_every_chapter(built_book):
     assert (built_book / "index.html").is_file()
-    for stem in reproduce.chapters():
+    for stem in reproduce.Project().chapters():
         page = built_book / "generated" / f"{stem}.html"
         assert page.is_file(), f"no page for {stem}"
         html = page.read_text()
