@@ -33,6 +33,7 @@ from .networks import (
     seeded_generator,
     seeded_normal,
 )
+from .parallel import available_cores, resolve_workers, run_parallel
 from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style
 from .results import Results, load_results, to_jsonable
 from .training import History, steps_per_epoch, summarize_seeds, train

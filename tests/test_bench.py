@@ -17,8 +17,26 @@ def test_performance_page_without_and_with_a_benchmark():
         "machine": {"date": "d", "cpu": "cpu", "cores": 2, "threads": 1, "python": "3.11", "torch": "t", "git_commit": "c"},
         "fa_vs_bp": {"widths": [4, 3], "seeds": 2, "batch": 5, "seconds_per_step": {"bp": 1e-3}, "fa_over_bp": 1.04, "dfa_over_bp": 0.9},
         "batched_vs_separate": [{"S": 8, "p": 200, "steps": 10, "speedup": 5.5}],
-        "sweep_efficiency": [{"p": 200, "networks": 40, "gflops": 10.0, "matmul_gflops": 50.0, "fraction_of_matmul": 0.2}],
+        "against_authors": [{"p": 800, "networks": 6, "authors_ms": 1.5, "ours_ms": 0.25, "speedup": 6.0, "gflops": 32.0,
+                             "matmul_gflops": 50.0, "fraction_of_matmul": 0.64}],
     }
     page = bench.performance_markdown(fake, {})
     assert "| 4-3 | 2 | 5 | 1.00e-03 | 1.04 | 0.90 |" in page and "| 8 | 200 | 10 | 5.5 |" in page
-    assert "| 200 | 40 | 10.0 | 50.0 | 0.20 |" in page and "No chapter has been run yet." in page
+    assert "| 800 | 6 | 1.500 | 0.250 | 6.0 | 32.0 | 50.0 | 0.64 |" in page and "No chapter has been run yet." in page
+
+
+def test_the_authors_method_baseline_trains_like_their_code():
+    """One step of the baseline equals lr * (autograd of nn.MSELoss with b in the backward pass + lam beta)."""
+    import math
+
+    import torch
+
+    net = bench.AuthorsMethodNetwork(d=5, p=7, lam=0.3, seed=0)
+    x, y = torch.randn(4, 5, generator=torch.Generator().manual_seed(1)), torch.randn(4, 1)
+    w0, beta0 = net.first.detach().clone(), net.beta.detach().clone()
+    loss = torch.nn.MSELoss()(net(x), y)
+    loss.backward()
+    h = torch.relu(x @ w0.t())
+    e = 2 * (h @ beta0.t() / math.sqrt(7) - y) / 4
+    torch.testing.assert_close(net.beta.grad, e.t() @ h / math.sqrt(7) + 0.3 * beta0)
+    torch.testing.assert_close(net.first.grad, ((e @ net.b / math.sqrt(7)) * (h > 0)).t() @ x)

@@ -11,9 +11,22 @@ import torch
 from fa_lib.data import ClassificationData, gaussian_inputs
 from fa_lib.networks import backward_pass, forward, init_weights
 from fa_lib.song import (
+    AlignmentCell,
+    StopRule,
+    TwoLayerStep,
     alignment_rows,
+    batch_size,
+    cache_block,
+    compare_with_authors,
+    cost_per_unit,
+    paper_cost_hours,
     plateau_rows,
     rate_rows,
+    run_alignment_cell,
+    run_curve_cell,
+    sweep_jobs,
+    tolerance_against_authors,
+    train_until_settled,
     LAMBDAS,
     LEARNING_RATES,
     PUBLISHED_ALIGNMENT,
@@ -30,7 +43,6 @@ from fa_lib.song import (
     ridge_plateau,
     ridge_residual,
     row_space_coordinates,
-    run_cell,
     run_real_data,
     steps_for_width,
     synthetic_data,
@@ -69,9 +81,14 @@ def test_protocol_constants_match_the_paper_file():
     assert published_alignment("relu", 0.0, 200) == (0.220, 0.051)
     assert published_alignment("relu", 0.2, 12800) == (0.846, 0.042)
     assert published_alignment("linear", 0.0, 800) == (0.059, 0.033)
-    assert published_alignment("linear", 0.2, 200) is None
-    assert published_alignment("tanh", 0.0, 200) is None
-    assert all(len(row) == len(WIDTHS) for row in PUBLISHED_ALIGNMENT.values())
+    assert published_alignment("linear", 0.2, 200) == (0.790, 0.027)
+    assert published_alignment("linear", 0.5, 12800) == (0.866, 0.018)
+    assert published_alignment("tanh", 0.0, 200) == (0.260, 0.055)
+    assert published_alignment("tanh", 0.005, 3200) == (0.533, 0.019)
+    assert published_alignment("sigmoid", 0.0, 200) is None  # kept back by the specification
+    assert LEARNING_RATES["sigmoid"] == 0.1 and LAMBDAS["sigmoid"] == (0.0, 0.001, 0.003, 0.01)
+    assert len(PUBLISHED_ALIGNMENT) == 12 and all(len(row) == len(WIDTHS) for row in PUBLISHED_ALIGNMENT.values())
+    assert set(PUBLISHED_ALIGNMENT) == {(a, lam) for a in ("linear", "relu", "tanh") for lam in LAMBDAS[a]}
 
 
 def test_synthetic_targets_follow_the_authors_teachers():
@@ -101,6 +118,10 @@ def test_trial_seeds_are_distinct_and_reproducible():
     assert not set(a) & set(trial_seeds(0, "relu", 400, 5))
     assert not set(a) & set(trial_seeds(0, "tanh", 200, 5))
     assert not set(a) & set(trial_seeds(1, "relu", 200, 5))
+    # every lambda and each experiment has its own draws, as in the authors' loop
+    assert not set(a) & set(trial_seeds(0, "relu", 200, 5, lam=0.02))
+    assert not set(a) & set(trial_seeds(0, "relu", 200, 5, experiment="curves"))
+    assert trial_seeds(0, "relu", 200, 5, lam=0.0) == a
 
 
 # --------------------------------------------------------------------------- conventions
@@ -118,6 +139,37 @@ def test_bp_step_is_pytorch_mseloss_sgd_with_l2_on_beta(activation):
     np.testing.assert_allclose(run.mse[0], [v.item() for v in losses], rtol=1e-12)
     torch.testing.assert_close(run.weights[0], weights[0] - lr * w.grad)
     torch.testing.assert_close(run.weights[1], weights[1] - lr * (beta.grad + lam * weights[1]))
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+def test_two_layer_step_is_the_core_backward_pass(activation, rule):
+    """TwoLayerStep's in-place arithmetic equals fa_lib.networks.backward_pass's update, per-seed lambda included."""
+    x, y, weights, feedback = tiny_problem(activation, seeds=(3, 4, 5))
+    lr, lam = 0.01, torch.tensor([0.0, 0.1, 0.3], dtype=F64)
+    reference = backward_pass(weights, x, y, rule=rule, activation=activation, feedback=feedback if rule == "fa" else None,
+                              layer_scales=readout_scales(weights[0].shape[-2]))
+    eta, l2 = core_hyperparameters(lr, lam)
+    current = [w.clone() for w in weights]
+    stepper = TwoLayerStep(x, y, current, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
+    torch.testing.assert_close(stepper.mse(), 2 * reference.loss)
+    torch.testing.assert_close(stepper.step(), 2 * reference.loss)
+    torch.testing.assert_close(current[0], weights[0] - eta * reference.grads[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(current[1], weights[1] - eta * (reference.grads[1] + l2.reshape(3, 1, 1) * weights[1]),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_two_layer_step_keeps_and_loads_networks():
+    x, y, weights, feedback = tiny_problem("relu", seeds=(3, 4, 5))
+    stepper = TwoLayerStep(x, y, [w.clone() for w in weights], feedback[1], rule="fa", activation="relu", lr=0.01, lam=0.1)
+    stepper.keep(torch.tensor([2, 0]))
+    alone = TwoLayerStep(x[2:], y[2:], [w[2:].clone() for w in weights], feedback[1][2:], rule="fa", activation="relu",
+                         lr=0.01, lam=0.1)
+    torch.testing.assert_close(stepper.step()[0], alone.step()[0])
+    stepper.load(1, x[1], y[1], [w[1] for w in weights], feedback[1][1], 0.1)
+    fresh = TwoLayerStep(x[1:2], y[1:2], [w[1:2].clone() for w in weights], feedback[1][1:2], rule="fa",
+                         activation="relu", lr=0.01, lam=0.1)
+    torch.testing.assert_close(stepper.step()[1], fresh.step()[0])
 
 
 def test_fa_step_sends_the_error_through_b():
@@ -288,38 +340,171 @@ def test_tail_fit_recovers_an_exponential_and_stops_at_the_floor():
     assert window[0].tolist() == [500, 1000] and window[1].tolist() == [end // 2, end]
 
 
-def test_run_cell_is_one_batch_of_independent_trials():
+def test_curve_cell_is_one_batch_of_independent_trials():
     kw = dict(lams=(0.0, 0.3), steps=30, n=6, d=9)
-    cell = run_cell("relu", 16, [5, 6], dtype=F64, **kw)
-    assert cell.mse.shape == (31, 4) and cell.lam.tolist() == [0.0, 0.3, 0.0, 0.3] and cell.trial.tolist() == [0, 0, 1, 1]
-    assert cell.alignment_init[0] == cell.alignment_init[1] and cell.predicted_slope[2] == cell.predicted_slope[3]
-    alone = run_cell("relu", 16, [6], dtype=F64, **kw)
-    np.testing.assert_allclose(alone.mse, cell.mse[:, 2:], rtol=1e-10)
-    np.testing.assert_allclose(alone.alignment, cell.alignment[2:], rtol=1e-10)
-    blocked = run_cell("relu", 16, [5, 6], dtype=F64, block=3, **kw)
+    cell = run_curve_cell("relu", 16, 2, dtype=F64, block="all", **kw)
+    assert cell.mse.shape == (31, 4) and cell.lam.tolist() == [0.0, 0.0, 0.3, 0.3] and cell.trial.tolist() == [0, 1, 0, 1]
+    assert len(set(cell.seeds.tolist())) == 4  # every lambda draws its own trials
+    assert cell.seeds.tolist() == trial_seeds(0, "relu", 16, 2, experiment="curves") + trial_seeds(0, "relu", 16, 2, lam=0.3, experiment="curves")
+    blocked = run_curve_cell("relu", 16, 2, dtype=F64, block=3, **kw)
     np.testing.assert_allclose(blocked.mse, cell.mse, rtol=1e-10)
     np.testing.assert_allclose(blocked.ridge_mse_final, cell.ridge_mse_final, rtol=1e-10)
-    np.testing.assert_allclose(cell.mse[0, :], 2 * backward_pass(*_full_model(cell, 16), rule="bp", activation="relu", layer_scales=readout_scales(16)).loss.numpy().repeat(2))
-    assert cell.ridge_mse[0] == 0.0 and cell.ridge_mse[1] > 0
+    np.testing.assert_allclose(cell.mse[0, :], 2 * backward_pass(*_full_model(cell, 16), rule="bp", activation="relu", layer_scales=readout_scales(16)).loss.numpy())
+    assert np.all(cell.ridge_mse[:2] == 0.0) and np.all(cell.ridge_mse[2:] > 0)
     assert cell.steps == 30 and cell.lr == LEARNING_RATES["relu"] and not cell.diverged.any()
-    assert cell.select(0.3).tolist() == [False, True, False, True]
+    assert cell.select(0.3).tolist() == [False, False, True, True]
+    bp = run_curve_cell("relu", 16, 2, rule="bp", dtype=F64, lams=(0.0,), steps=30, n=6, d=9)
+    assert bp.seeds.tolist() == cell.seeds[:2].tolist()  # BP starts from the FA lambda = 0 networks
+    np.testing.assert_allclose(bp.mse[0], cell.mse[0, :2], rtol=1e-12)
 
 
 def test_summary_rows():
-    fa = run_cell("relu", 16, [5, 6, 7], lams=(0.0, 0.02), steps=40, n=6, d=9, dtype=F64)
-    bp = run_cell("relu", 16, [5, 6, 7], rule="bp", lams=(0.0,), steps=40, n=6, d=9, dtype=F64)
-    fa.diverged[2] = True  # pretend trial 1 diverged at lam = 0
-    rows = alignment_rows([fa, bp])
-    assert [(r["lam"], r["trials"], r["diverged"]) for r in rows] == [(0.0, 2, 1), (0.02, 3, 0)]
-    assert rows[0]["mean"] == pytest.approx(np.mean(fa.alignment[[0, 4]]))
-    assert rows[0]["authors_mean"] == 0.220 or rows[0]["p"] != 200
-    assert rows[1]["authors_mean"] is None  # p = 16 is not in the authors' table
+    fa = run_curve_cell("relu", 16, 3, lams=(0.0, 0.02), steps=40, n=6, d=9, dtype=F64)
+    bp = run_curve_cell("relu", 16, 3, rule="bp", lams=(0.0,), steps=40, n=6, d=9, dtype=F64)
+    fa.diverged[1] = True  # pretend trial 1 diverged at lam = 0
     rates = rate_rows([fa, bp])
     assert [(r["rule"], r["trials"], r["diverged"]) for r in rates] == [("fa", 2, 1), ("bp", 3, 0)]
+    assert rates[0]["measured_slope"] == pytest.approx(np.mean(fa.measured_slope[[0, 2]]))
     assert rates[1]["ratio"] == pytest.approx(np.mean(bp.measured_slope) / np.mean(bp.predicted_slope))
     plateaus = plateau_rows([fa, bp])
     assert len(plateaus) == 1 and plateaus[0]["lam"] == 0.02
-    assert plateaus[0]["ratio"] == pytest.approx(np.mean(fa.mse[-1, 1::2] / fa.ridge_mse[1::2]))
+    assert plateaus[0]["ratio"] == pytest.approx(np.mean(fa.mse[-1, 3:] / fa.ridge_mse[3:]))
+
+
+# --------------------------------------------------------------------------- the authors' run length
+def test_stop_rule_against_hand_computed_checks():
+    rule = StopRule(5050)  # checks at t = 999, 1999, ...: after 1000, 2000, ... updates
+    # settled at the very first check (|0.0005 - 0| < 1e-3): still runs to T_min
+    assert rule.stop_step([0.0005, 0.0004]) == 5050
+    # settled early, before T_min (checks 2 and 3 differ by < 1e-3): stops at T_min
+    assert rule.stop_step([0.5, 0.3, 0.2995, 0.2, 0.1]) == 5050
+    # not settled until the third check after T_min (checks 5, 6, 7 are after 5050): stops there
+    falling = [1.0 - 0.01 * k for k in range(7)] + [0.9395]
+    assert rule.stop_step(falling) == 8000
+    assert rule.stop_step(falling[:-1]) is None  # not yet stopped
+    # the change is compared with the previous check, not with the best so far; and it is absolute
+    assert rule.stop_step([2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.9995]) == 8000
+    assert StopRule(3000).stop_step([0.5, 0.49, 0.4895]) == 3000  # settles at the check that ends at T_min
+
+
+def test_stop_rule_events():
+    rule = StopRule(5050, max_steps=20000)
+    done = np.array([0, 999, 1000, 4500, 5000, 5050, 19990])
+    assert rule.steps_to_event(done).tolist() == [1000, 1, 1000, 500, 50, 950, 10]
+    assert StopRule.for_width(200) == StopRule(5050, max_steps=101000)
+    with pytest.raises(ValueError, match="max_steps"):
+        StopRule(5050, max_steps=100)
+
+
+def _settling_problem(n_networks=4):
+    """Tiny FA problems whose networks settle at different checks under a short rule."""
+    x, y, weights, feedback = tiny_problem("relu", n=6, d=9, p=12, seeds=tuple(range(20, 20 + n_networks)))
+    lam = torch.linspace(0.0, 0.6, n_networks, dtype=F64)
+    return x, y, weights, feedback, lam, StopRule(25, every=10, tolerance=2e-4, max_steps=4000)
+
+
+def test_train_until_settled_stops_each_network_by_the_rule():
+    x, y, weights, feedback, lam, rule = _settling_problem()
+    runs = train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.05, lam=lam, stop=rule, feedback=feedback)
+    assert runs.settled.all() and not runs.diverged.any()
+    assert len(set(runs.steps.tolist())) > 1, "the test needs networks that stop at different steps"
+    for k in range(len(lam)):
+        checks = runs.check_mse[:, k][np.isfinite(runs.check_mse[:, k])]
+        assert rule.stop_step(checks.tolist()) == runs.steps[k]  # the batched runner follows the reference rule
+    # the alignment and MSE are those of each network's own stop
+    alone = train_two_layer([w[:1] for w in weights], x[:1], y[:1], rule="fa", activation="relu", lr=0.05, lam=lam[:1],
+                            steps=int(runs.steps[0]), feedback=[None, feedback[1][:1]])
+    assert runs.alignment[0] == pytest.approx(alone.alignment[0], rel=1e-10)
+    assert runs.mse[0] == pytest.approx(alone.mse[-1, 0], rel=1e-10)
+    at_min = train_two_layer([w[:1] for w in weights], x[:1], y[:1], rule="fa", activation="relu", lr=0.05, lam=lam[:1],
+                             steps=rule.min_steps, feedback=[None, feedback[1][:1]])
+    assert runs.alignment_at_min[0] == pytest.approx(at_min.alignment[0], rel=1e-10)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, None])
+def test_mixed_stop_times_equal_each_network_alone(block):
+    x, y, weights, feedback, lam, rule = _settling_problem()
+    kw = dict(rule="fa", activation="relu", lr=0.05, stop=rule)
+    batch = train_until_settled(weights, x, y, lam=lam, feedback=feedback, block=block, **kw)
+    for k in range(len(lam)):
+        one = train_until_settled([w[k : k + 1] for w in weights], x[k : k + 1], y[k : k + 1], lam=lam[k : k + 1],
+                                  feedback=[None, feedback[1][k : k + 1]], **kw)
+        assert one.steps[0] == batch.steps[k]
+        assert one.alignment[0] == pytest.approx(batch.alignment[k], rel=1e-10)
+        assert one.mse[0] == pytest.approx(batch.mse[k], rel=1e-10)
+        assert one.alignment_at_min[0] == pytest.approx(batch.alignment_at_min[k], rel=1e-10)
+
+
+def test_train_until_settled_reports_divergence_and_the_cap():
+    x, y, weights, feedback, lam, rule = _settling_problem(2)
+    wild = train_until_settled(weights, x, y, rule="fa", activation="relu", lr=1e3, lam=0.0, stop=rule, feedback=feedback)
+    assert wild.diverged.all() and not wild.settled.any() and np.isnan(wild.alignment).all() and np.all(wild.steps < 4000)
+    strict = StopRule(25, every=10, tolerance=1e-30, max_steps=60)
+    capped = train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.05, lam=lam, stop=strict, feedback=feedback)
+    assert capped.steps.tolist() == [60, 60] and not capped.settled.any() and not capped.diverged.any()
+    assert np.isfinite(capped.alignment).all()
+
+
+def test_alignment_cell_draws_every_lambda_independently():
+    rule = StopRule(25, every=10, tolerance=1e-3, max_steps=400)
+    cell = run_alignment_cell("relu", 12, 2, lams=(0.0, 0.3), stop=rule, n=6, d=9, dtype=F64)
+    assert isinstance(cell, AlignmentCell) and cell.lam.tolist() == [0.0, 0.0, 0.3, 0.3] and cell.trial.tolist() == [0, 1, 0, 1]
+    assert cell.seeds.tolist() == trial_seeds(0, "relu", 12, 2) + trial_seeds(0, "relu", 12, 2, lam=0.3)
+    assert len(set(cell.alignment_init.tolist())) == 4 and cell.min_steps == 25
+    rows = alignment_rows([cell])
+    assert [r["lam"] for r in rows] == [0.0, 0.3] and rows[0]["authors_mean"] is None  # p = 12: no published cell
+    mask = cell.select(0.3)
+    assert rows[1]["mean"] == pytest.approx(np.mean(cell.alignment[mask]))
+    assert rows[1]["mean_at_min"] == pytest.approx(np.mean(cell.alignment_at_min[mask]))
+    assert rows[1]["steps_mean"] == pytest.approx(np.mean(cell.steps[mask])) and rows[1]["steps_max"] == cell.steps[mask].max()
+    assert set(rows[0]) >= {"activation", "lam", "p", "mean", "sd", "trials", "steps_mean", "steps_max"}
+
+
+def test_comparison_with_the_authors_uses_the_specified_tolerances():
+    rows = [
+        {"activation": "relu", "lam": 0.0, "p": 200, "mean": 0.25, "trials": 10, "diverged": 0, "unsettled": 0,
+         "authors_mean": 0.220, "authors_sd": 0.051, "difference": 0.03},
+        {"activation": "relu", "lam": 0.2, "p": 200, "mean": 0.77, "trials": 10, "diverged": 0, "unsettled": 0,
+         "authors_mean": 0.858, "authors_sd": 0.061, "difference": 0.77 - 0.858},
+        {"activation": "relu", "lam": 0.05, "p": 200, "mean": 0.70, "trials": 10, "diverged": 0, "unsettled": 1,
+         "authors_mean": 0.682, "authors_sd": 0.048, "difference": 0.018},
+    ]
+    assert tolerance_against_authors(rows[0]) == pytest.approx(2 * 0.051 / math.sqrt(10) + 0.02)
+    assert tolerance_against_authors(rows[1]) == 0.08
+    zero = compare_with_authors(rows, "relu", regularised=False)
+    assert list(zero) == ["lam=0 p=200"] and zero["lam=0 p=200"]["ok"]  # 0.03 <= 0.052
+    aligned = compare_with_authors(rows, "relu", regularised=True)
+    assert not aligned["lam=0.2 p=200"]["ok"]  # 0.088 > 0.08
+    assert not aligned["lam=0.05 p=200"]["ok"]  # within 0.08, but a trial never settled
+    assert compare_with_authors(rows, "tanh", regularised=True) == {}
+
+
+def test_batch_sizes_and_jobs():
+    assert cache_block(200) == 16 and cache_block(800) == 6 and cache_block(3200) == 2
+    assert batch_size("auto", "relu", 800, 40) == 6 and batch_size("auto", "linear", 800, 40) == 40
+    assert batch_size("all", "relu", 800, 40) == 40 and batch_size(3, "relu", 800, 2) == 2
+    with pytest.raises(ValueError, match="block='some'"):
+        batch_size("some", "relu", 800, 40)
+    with pytest.raises(ValueError, match="block=0"):
+        batch_size(0, "relu", 800, 40)
+    jobs = sweep_jobs(("linear", "relu"), (200, 800), 2, curve_width=3200, curve_trials=4, seed=1)
+    kinds = [(fn.__name__, kw["activation"], kw["p"], kw.get("rule")) for fn, kw in jobs]
+    assert len(jobs) == 8 and kinds[0] == ("run_curve_cell", "relu", 3200, "fa")  # the longest first
+    assert {k for k in kinds if k[0] == "run_alignment_cell"} == {("run_alignment_cell", a, p, None) for a in ("linear", "relu") for p in (200, 800)}
+    with pytest.raises(ValueError, match="activations"):
+        sweep_jobs(("softplus",), (200,), 1, curve_width=200, curve_trials=1, seed=0)
+
+
+def test_cost_estimates_scale_with_the_work():
+    rule = StopRule(25, every=10, tolerance=1e-3, max_steps=400)
+    cell = run_alignment_cell("relu", 12, 2, lams=(0.0, 0.3), stop=rule, n=6, d=9, dtype=F64)
+    unit = cost_per_unit([cell])
+    assert unit["relu"] == pytest.approx(cell.seconds / (cell.steps.sum() * 12))
+    hours = paper_cost_hours([cell], unit)
+    multiples = [np.mean(cell.steps[cell.select(lam)]) / 25 for lam in (0.0, 0.3)]
+    expected = sum(m for m in multiples) * sum(50 * steps_for_width(p) * p for p in WIDTHS) * unit["relu"] / 3600
+    assert hours["alignment"] == pytest.approx(expected)
+    assert hours["curves"] == pytest.approx(3 * 50 * 5000 * 3200 * unit["relu"] / 3600)
 
 
 def _full_model(cell, p):
@@ -329,9 +514,9 @@ def _full_model(cell, p):
 
 
 def test_bp_cell_predicts_with_beta_squared():
-    cell = run_cell("linear", 12, [1], rule="bp", lams=(0.0,), steps=20, n=4, d=6, dtype=F64)
-    x, _ = synthetic_data("linear", 4, 6, 12, [1], dtype=F64)
-    weights, _ = init_two_layer(6, 12, [1], dtype=F64)
+    cell = run_curve_cell("linear", 12, 1, rule="bp", lams=(0.0,), steps=20, n=4, d=6, dtype=F64)
+    x, _ = synthetic_data("linear", 4, 6, 12, cell.seeds.tolist(), dtype=F64)
+    weights, _ = init_two_layer(6, 12, cell.seeds.tolist(), dtype=F64)
     g, h = kernels(weights, x, "linear", weights[1])
     np.testing.assert_allclose(cell.predicted_slope, predicted_log_mse_slope(g, h, 1e-3, 4).numpy(), rtol=1e-10)
     assert np.all(np.linalg.eigvalsh(h.numpy()) >= -1e-10)  # BP's H is positive semi-definite
@@ -395,14 +580,27 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="activation"):
         synthetic_data("softplus", 5, 4, 3, [0])
     with pytest.raises(ValueError, match="activation"):
-        run_cell("elu", 10, [0])
+        run_curve_cell("elu", 10, 1)
     with pytest.raises(ValueError, match="rule"):
-        run_cell("relu", 10, [0], rule="dfa")
+        run_curve_cell("relu", 10, 1, rule="dfa")
     with pytest.raises(ValueError, match="lams"):
-        run_cell("relu", 10, [0], lams=(-0.1,))
+        run_curve_cell("relu", 10, 1, lams=(-0.1,))
     with pytest.raises(ValueError, match="block=0"):
-        run_cell("relu", 10, [0], block=0)
+        run_curve_cell("relu", 10, 1, block=0)
+    with pytest.raises(ValueError, match="activation"):
+        run_alignment_cell("elu", 10, 1)
+    with pytest.raises(ValueError, match="trials"):
+        run_alignment_cell("relu", 10, 0)
+    with pytest.raises(ValueError, match="lams"):
+        run_alignment_cell("relu", 10, 1, lams=())
     with pytest.raises(ValueError, match="trials"):
         trial_seeds(0, "relu", 200, 0)
+    with pytest.raises(ValueError, match="experiment"):
+        trial_seeds(0, "relu", 200, 1, experiment="loss")
+    with pytest.raises(ValueError, match="lam has shape"):
+        train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.1, lam=torch.zeros(3), stop=StopRule(10),
+                            feedback=feedback)
+    with pytest.raises(ValueError, match="y has shape"):
+        TwoLayerStep(x, y[..., :3, :], [w.clone() for w in weights], feedback[1], rule="fa", activation="relu", lr=0.1, lam=0.0)
     with pytest.raises(ValueError, match="first_layer"):
         row_space_coordinates(x, weights[0][..., :3])
