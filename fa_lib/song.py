@@ -265,14 +265,14 @@ def arccos_kernel(x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- the step
-# In-place activations and their derivatives from the activation's own output (h = psi(a)):
-# relu' = [h > 0], tanh' = 1 - h^2, sigmoid' = h (1 - h); each is one pass over the hidden layer.
+# Activations written into ``out`` and their derivatives from the activation's own output (h = psi(a)), in
+# place: relu' = [h > 0], tanh' = 1 - h^2, sigmoid' = h (1 - h); each is one pass over the hidden layer.
 # tanh is computed as 2 sigmoid(2a) - 1: torch's CPU tanh measured 2.2 times slower than this,
 # which agrees with it to 2e-7 in float32 (and to rounding in float64).
-_ACTIVATE_IN_PLACE = {
-    "relu": lambda h: h.clamp_(min=0),
-    "tanh": lambda h: h.mul_(2).sigmoid_().mul_(2).sub_(1),
-    "sigmoid": lambda h: h.sigmoid_(),
+_ACTIVATE = {
+    "relu": lambda a, out: torch.clamp(a, min=0, out=out),
+    "tanh": lambda a, out: torch.mul(a, 2, out=out).sigmoid_().mul_(2).sub_(1),
+    "sigmoid": lambda a, out: torch.sigmoid(a, out=out),
 }
 _DERIVATIVE_IN_PLACE = {
     "relu": lambda h: h.gt_(0),
@@ -282,21 +282,27 @@ _DERIVATIVE_IN_PLACE = {
 
 
 class TwoLayerStep:
-    """Full-batch steps of S two-layer networks, the authors' update (MSELoss convention), in place.
+    """Full-batch steps of S two-layer networks, the authors' update (MSELoss convention).
 
-    ``x`` ``(S, n, k)``, ``y`` ``(S, n, 1)``, ``weights = [W (S, p, k), beta (S, 1, p)]`` (updated
-    in place), ``b`` ``(S, 1, p)`` the fixed feedback vector, ``lam`` a number or ``(S,)``.
-    :meth:`step` does ``beta <- beta (1 - lr lam) - lr dMSE/dbeta`` and ``W <- W - lr dMSE/dW``
-    with the error carried back through ``b`` (``rule="fa"``) or ``beta`` (``"bp"``).
+    ``x`` ``(S, n, k)``, ``y`` ``(S, n, 1)``, ``weights = [W (S, p, k), beta (S, 1, p)]``, ``b``
+    ``(S, 1, p)`` the fixed feedback vector, ``lam`` a number or ``(S,)``. :meth:`step` does
+    ``beta <- beta (1 - lr lam) - lr dMSE/dbeta`` and ``W <- W - lr dMSE/dW`` with the error
+    carried back through ``b`` (``rule="fa"``) or ``beta`` (``"bp"``); :meth:`weights` returns the
+    current ``[W, beta]``.
 
-    The same arithmetic as :func:`fa_lib.networks.backward_pass` (the unit tests compare them),
-    arranged for speed: one ``(S, n, p)`` buffer, reused across steps, holds the
-    pre-activation, then ``psi``, then ``psi' b`` (in place); the output error is folded into
-    the ``(S, n, k)`` inputs, and the second product adds straight into ``W``, so the step is
-    two batched products of size ``n k p`` and three elementwise passes over the hidden layer
-    (``make bench`` measures the step against the machine's matrix product; ``torch.compile``
-    of the elementwise part measured no faster). Linear networks never form the hidden layer:
-    ``f = c x (W^T beta^T)`` and ``dMSE/dbeta = c (e^T x) W^T`` cost ``O(p k)``.
+    The arithmetic of :func:`fa_lib.networks.backward_pass` (the unit tests compare them),
+    arranged for speed. The outputs see ``W`` only through the pre-activations ``A = x W^T``
+    ``(S, n, p)``, and one step changes them by ``x dW^T = -lr c (K diag(e)) (psi'(A) b)`` with
+    the constant kernel ``K = x x^T`` ``(S, n, n)`` and ``e = dMSE/df``. So nonlinear networks
+    are trained on ``A`` itself: one batched product of size ``n n p`` per step instead of the
+    two of size ``n k p`` (forward and gradient), plus a few elementwise passes over one
+    reused hidden-layer buffer (``make bench`` times the step against the machine's matrix
+    product; ``torch.compile`` of the elementwise part measured no faster). ``W`` is recovered
+    when asked, ``W = W(0) + (x^T K^-1 (A - A(0)))^T``, exact because every update of ``W`` lies
+    in the row space of ``x`` (``K`` must be invertible: ``n <= k`` and inputs in general
+    position, as in the authors' protocol). Linear networks never form the hidden layer:
+    ``f = c x (beta W)^T`` and ``dMSE/dbeta = c (e^T x) W^T`` cost ``O(p k)``, and ``W`` is
+    updated directly.
     """
 
     def __init__(self, x: Tensor, y: Tensor, weights: Sequence[Tensor], b: Tensor, *, rule: str, activation: str,
@@ -316,70 +322,77 @@ class TwoLayerStep:
             lam = lam.expand(n_seeds)
         if lam.shape != (n_seeds,):
             raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a number or ({n_seeds},)")
-        self.x, self.y, self.w, self.beta, self.b = x, y, w, beta, b
         self.rule, self.activation, self.lr = rule, activation, float(lr)
         self.scale = 1.0 / math.sqrt(width)
+        self.x, self.y, self.w, self.beta, self.b = x.clone(), y.clone(), w.clone(), beta.clone(), b.clone()
         self.decay = (1.0 - self.lr * lam).reshape(n_seeds, 1, 1).clone()
-        self._buffers: dict[str, Tensor] = {}
+        if activation != "linear":
+            self.pre = torch.bmm(self.x, self.w.transpose(1, 2))  # A, (S, n, p)
+            self.pre_init = self.pre.clone()
+            self.kernel = torch.bmm(self.x, self.x.transpose(1, 2))  # K = x x^T, (S, n, n)
+            self.hidden = torch.empty_like(self.pre)
 
     @property
     def partner(self) -> Tensor:
         """The vector that carries the error back: ``b`` (FA) or ``beta`` itself (BP), ``(S, 1, p)``."""
         return self.b if self.rule == "fa" else self.beta
 
-    def _buffer(self, name: str, *shape: int) -> Tensor:
-        """A reusable scratch tensor (reallocated only when the batch changes size)."""
-        buffer = self._buffers.get(name)
-        if buffer is None or tuple(buffer.shape) != shape:
-            buffer = self._buffers[name] = torch.empty(shape, dtype=self.w.dtype, device=self.w.device)
-        return buffer
-
-    def _output(self, hidden: Tensor | None) -> Tensor:
-        """``f`` ``(S, n, 1)``: from the activated hidden layer, or (linear) as ``c x (beta W)^T``."""
-        if hidden is None:
-            return torch.bmm(self.x, torch.bmm(self.beta, self.w).transpose(1, 2)).mul_(self.scale)
-        return torch.bmm(hidden, self.beta.transpose(1, 2)).mul_(self.scale)
-
-    def _activated(self) -> Tensor | None:
+    def weights(self) -> list[Tensor]:
+        """The current ``[W (S, p, k), beta (S, 1, p)]`` (copies)."""
         if self.activation == "linear":
-            return None
-        n_seeds, width, k = self.w.shape
-        hidden = torch.bmm(self.x, self.w.transpose(1, 2), out=self._buffer("hidden", n_seeds, self.x.shape[1], width))
-        return _ACTIVATE_IN_PLACE[self.activation](hidden)
+            return [self.w.clone(), self.beta.clone()]
+        change = torch.linalg.solve(self.kernel.double(), (self.pre - self.pre_init).double())  # K^-1 (A - A(0))
+        w = self.w.double() + torch.bmm(self.x.double().transpose(1, 2), change).transpose(1, 2)
+        return [w.to(self.w.dtype), self.beta.clone()]
+
+    def _output(self) -> tuple[Tensor, Tensor | None]:
+        """``f`` ``(S, n, 1)`` and the activated hidden layer (``None`` for linear networks)."""
+        if self.activation == "linear":
+            return torch.bmm(self.x, torch.bmm(self.beta, self.w).transpose(1, 2)).mul_(self.scale), None
+        hidden = _ACTIVATE[self.activation](self.pre, self.hidden)
+        return torch.bmm(hidden, self.beta.transpose(1, 2)).mul_(self.scale), hidden
 
     def mse(self) -> Tensor:
         """The authors' MSE of the current weights, ``(S,)`` (no update)."""
-        return (self._output(self._activated()) - self.y).square_().mean(dim=(1, 2))
+        return (self._output()[0] - self.y).square_().mean(dim=(1, 2))
 
     def step(self) -> Tensor:
         """One update of every network; returns the MSE ``(S,)`` of the weights before it."""
-        x, w, beta, c, lr = self.x, self.w, self.beta, self.scale, self.lr
-        hidden = self._activated()
-        error = self._output(hidden).sub_(self.y)
+        x, beta, c, lr = self.x, self.beta, self.scale, self.lr
+        output, hidden = self._output()
+        error = output.sub_(self.y)
         mse = error.square().mean(dim=(1, 2))
-        error.mul_(2.0 / x.shape[1])  # dMSE/df
+        error.mul_(2.0 / x.shape[1])  # e = dMSE/df
         if hidden is None:
             error_x = torch.bmm(error.transpose(1, 2), x)  # (S, 1, k)
-            grad_beta = torch.bmm(error_x, w.transpose(1, 2)).mul_(c)
-            w.baddbmm_(self.partner.transpose(1, 2), error_x, alpha=-lr * c)
+            grad_beta = torch.bmm(error_x, self.w.transpose(1, 2)).mul_(c)
+            self.w.baddbmm_(self.partner.transpose(1, 2), error_x, alpha=-lr * c)
         else:
             grad_beta = torch.bmm(error.transpose(1, 2), hidden).mul_(c)
-            # psi'(a_ir) b_r (or beta_r), then W <- W - lr c (psi' b)^T (e x): the product adds into W directly
-            carried = torch.mul(_DERIVATIVE_IN_PLACE[self.activation](hidden), self.partner, out=hidden)
-            w.baddbmm_(carried.transpose(1, 2), error * x, alpha=-lr * c)
+            carried = _DERIVATIVE_IN_PLACE[self.activation](hidden).mul_(self.partner)  # psi'(a_ir) b_r
+            self.pre.baddbmm_(self.kernel * error.transpose(1, 2), carried, alpha=-lr * c)  # A += x dW^T
         beta.mul_(self.decay).add_(grad_beta, alpha=-lr)
         return mse
 
+    def _state(self) -> tuple[str, ...]:
+        return ("x", "y", "w", "beta", "b", "decay") + (() if self.activation == "linear" else ("pre", "pre_init", "kernel"))
+
     def keep(self, slots: Tensor) -> None:
         """Drop every network but ``slots`` (indices) from the batch."""
-        for name in ("x", "y", "w", "beta", "b", "decay"):
+        for name in self._state():
             setattr(self, name, getattr(self, name).index_select(0, slots))
+        if self.activation != "linear":
+            self.hidden = torch.empty_like(self.pre)
 
     def load(self, slot: int, x: Tensor, y: Tensor, weights: Sequence[Tensor], b: Tensor, lam: float) -> None:
         """Put a new network (``x`` ``(n, k)``, ``y``, ``[W, beta]``, ``b`` without the seed dimension) into ``slot``."""
         for target, source in zip((self.x, self.y, self.w, self.beta, self.b), (x, y, *weights, b)):
             target[slot].copy_(source)
         self.decay[slot] = 1.0 - self.lr * lam
+        if self.activation != "linear":
+            self.pre[slot] = x @ weights[0].transpose(0, 1)
+            self.pre_init[slot] = self.pre[slot]
+            self.kernel[slot] = x @ x.transpose(0, 1)
 
 
 def cache_block(p: int, n: int = N_SAMPLES) -> int:
@@ -446,7 +459,6 @@ def train_two_layer(
     """
     check_int("steps", steps, minimum=0)
     _check_two_layer(weights, feedback)
-    weights = [w.detach().clone() for w in weights]
     stepper = TwoLayerStep(x, y, weights, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
     mse = torch.empty(steps + 1, weights[0].shape[0], dtype=weights[0].dtype, device=weights[0].device)
     start = time.perf_counter()
@@ -454,6 +466,7 @@ def train_two_layer(
         for step in tqdm(range(steps), desc=desc or f"train {rule}", disable=not progress, mininterval=2.0):
             mse[step] = stepper.step()
         mse[steps] = stepper.mse()
+        weights = stepper.weights()
     seconds = time.perf_counter() - start
     mse_np = mse.cpu().numpy().astype(np.float64)
     bad = ~np.isfinite(mse_np)
@@ -606,8 +619,8 @@ def train_until_settled(
     block = n_networks if block is None else min(check_int("block", block, minimum=1), n_networks)
     b = feedback[1]
     pending = list(range(block, n_networks))
-    stepper = TwoLayerStep(x[:block].clone(), y[:block].clone(), [w[:block].clone() for w in weights], b[:block].clone(),
-                           rule=rule, activation=activation, lr=lr, lam=lam[:block])
+    stepper = TwoLayerStep(x[:block], y[:block], [w[:block] for w in weights], b[:block], rule=rule,
+                           activation=activation, lr=lr, lam=lam[:block])
     owner = np.arange(block)  # network in each slot
     done = np.zeros(block, dtype=np.int64)
     previous = np.zeros(block)

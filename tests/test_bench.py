@@ -4,9 +4,9 @@ from fa_lib import bench
 
 
 def test_flop_count_of_a_two_layer_step():
-    # forward n k p + n p, back through b n p, grad W p n k, grad beta n p; x2 for multiply-add
-    assert bench.two_layer_flops_per_step(seeds=1, n=2, k=3, p=5) == 2 * (2 * 2 * 3 * 5 + 3 * 2 * 5)
-    assert bench.two_layer_flops_per_step(seeds=4, n=2, k=3, p=5) == 4 * bench.two_layer_flops_per_step(1, 2, 3, 5)
+    # the pre-activation update n n p, the output n p and dMSE/dbeta n p; x2 for multiply-add
+    assert bench.two_layer_flops_per_step(seeds=1, n=2, p=5) == 2 * (2 * 2 * 5 + 2 * 2 * 5)
+    assert bench.two_layer_flops_per_step(seeds=4, n=2, p=5) == 4 * bench.two_layer_flops_per_step(1, 2, 5)
 
 
 def test_performance_page_without_and_with_a_benchmark():

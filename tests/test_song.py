@@ -150,26 +150,45 @@ def test_two_layer_step_is_the_core_backward_pass(activation, rule):
     reference = backward_pass(weights, x, y, rule=rule, activation=activation, feedback=feedback if rule == "fa" else None,
                               layer_scales=readout_scales(weights[0].shape[-2]))
     eta, l2 = core_hyperparameters(lr, lam)
-    current = [w.clone() for w in weights]
-    stepper = TwoLayerStep(x, y, current, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
+    stepper = TwoLayerStep(x, y, weights, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
     torch.testing.assert_close(stepper.mse(), 2 * reference.loss)
     torch.testing.assert_close(stepper.step(), 2 * reference.loss)
+    current = stepper.weights()  # nonlinear networks: recovered from the pre-activations they are trained on
     torch.testing.assert_close(current[0], weights[0] - eta * reference.grads[0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(current[1], weights[1] - eta * (reference.grads[1] + l2.reshape(3, 1, 1) * weights[1]),
                                rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_training_on_the_pre_activations_follows_the_weights_trajectory(activation):
+    """Many steps on A = x W^T (one product per step) stay on the trajectory of many backward_pass steps."""
+    x, y, weights, feedback = tiny_problem(activation, n=5, d=12, p=20)
+    lr, lam, steps = 0.05, torch.tensor([0.0, 0.2], dtype=F64), 200
+    eta, l2 = core_hyperparameters(lr, lam)
+    reference = [w.clone() for w in weights]
+    for _ in range(steps):
+        grads = backward_pass(reference, x, y, rule="fa", activation=activation, feedback=feedback,
+                              layer_scales=readout_scales(20)).grads
+        reference = [reference[0] - eta * grads[0], reference[1] - eta * (grads[1] + l2.reshape(2, 1, 1) * reference[1])]
+    stepper = TwoLayerStep(x, y, weights, feedback[1], rule="fa", activation=activation, lr=lr, lam=lam)
+    for _ in range(steps):
+        stepper.step()
+    torch.testing.assert_close(stepper.weights()[0], reference[0], rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(stepper.weights()[1], reference[1], rtol=1e-9, atol=1e-11)
+
+
 def test_two_layer_step_keeps_and_loads_networks():
     x, y, weights, feedback = tiny_problem("relu", seeds=(3, 4, 5))
-    stepper = TwoLayerStep(x, y, [w.clone() for w in weights], feedback[1], rule="fa", activation="relu", lr=0.01, lam=0.1)
+    stepper = TwoLayerStep(x, y, weights, feedback[1], rule="fa", activation="relu", lr=0.01, lam=0.1)
     stepper.keep(torch.tensor([2, 0]))
-    alone = TwoLayerStep(x[2:], y[2:], [w[2:].clone() for w in weights], feedback[1][2:], rule="fa", activation="relu",
+    alone = TwoLayerStep(x[2:], y[2:], [w[2:] for w in weights], feedback[1][2:], rule="fa", activation="relu",
                          lr=0.01, lam=0.1)
     torch.testing.assert_close(stepper.step()[0], alone.step()[0])
     stepper.load(1, x[1], y[1], [w[1] for w in weights], feedback[1][1], 0.1)
-    fresh = TwoLayerStep(x[1:2], y[1:2], [w[1:2].clone() for w in weights], feedback[1][1:2], rule="fa",
+    fresh = TwoLayerStep(x[1:2], y[1:2], [w[1:2] for w in weights], feedback[1][1:2], rule="fa",
                          activation="relu", lr=0.01, lam=0.1)
     torch.testing.assert_close(stepper.step()[1], fresh.step()[0])
+    torch.testing.assert_close(stepper.weights()[0][1], fresh.weights()[0][0])
 
 
 def test_fa_step_sends_the_error_through_b():
@@ -601,6 +620,6 @@ def test_bad_arguments_raise():
         train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.1, lam=torch.zeros(3), stop=StopRule(10),
                             feedback=feedback)
     with pytest.raises(ValueError, match="y has shape"):
-        TwoLayerStep(x, y[..., :3, :], [w.clone() for w in weights], feedback[1], rule="fa", activation="relu", lr=0.1, lam=0.0)
+        TwoLayerStep(x, y[..., :3, :], weights, feedback[1], rule="fa", activation="relu", lr=0.1, lam=0.0)
     with pytest.raises(ValueError, match="first_layer"):
         row_space_coordinates(x, weights[0][..., :3])
