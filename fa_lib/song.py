@@ -1012,13 +1012,14 @@ def compare_with_authors(rows: Sequence[dict], activation: str, *, regularised: 
 
 
 def sweep_jobs(activations: Sequence[str], widths: Sequence[int], trials: int, *, curve_width: int, curve_trials: int,
-               seed: int, block: int | str = "auto", device: str = "cpu") -> list[tuple]:
-    """The chapter's synthetic runs as independent jobs for :func:`fa_lib.parallel.run_parallel`, longest first.
+               seed: int, block: int | str = "auto", device: str = "cpu", real: dict | None = None) -> list[tuple]:
+    """The chapter's runs as independent jobs for :func:`fa_lib.parallel.run_parallel`, longest first.
 
-    One alignment job per (activation, width) (:func:`run_alignment_cell`) and, at ``curve_width``,
-    one FA and one BP (lambda = 0) loss-curve job per activation (:func:`run_curve_cell`). The
-    order uses a rough cost (networks x steps x the hidden layer's size; linear networks never
-    form it); it changes nothing but the wall time.
+    One alignment job per (activation, width) (:func:`run_alignment_cell`), at ``curve_width``
+    one FA and one BP (lambda = 0) loss-curve job per activation (:func:`run_curve_cell`), and
+    with ``real`` (the keyword arguments of :func:`run_real_data_on`) the real-data experiment.
+    The order uses a rough cost (networks x steps x the hidden layer's size in synthetic units;
+    linear networks never form it); it changes nothing but the wall time.
     """
     for activation in activations:
         check_choice("activations", activation, SYNTHETIC_ACTIVATIONS)
@@ -1034,7 +1035,13 @@ def sweep_jobs(activations: Sequence[str], widths: Sequence[int], trials: int, *
             jobs.append((run_curve_cell, dict(activation=activation, p=curve_width, trials=curve_trials, rule=rule,
                                               lams=lams, **common)))
             costs.append((grid if lams is None else 1) * curve_trials * LOSS_CURVE_STEPS * size(curve_width))
-    return [jobs[i] for i in np.argsort(costs)[::-1]]
+    if real is not None:
+        jobs.append((run_real_data_on, dict(real, device=device)))
+        # a network-step (784-1000-10, batches of 600) measured about 150 times a p = 800 synthetic one
+        runs, epochs = len(real.get("seeds", [0])), real.get("epochs", REAL_EPOCHS)
+        per_epoch = steps_per_epoch(real.get("n_train") or 60000, real.get("batch_size", REAL_BATCH_SIZE))
+        costs.append(len(real.get("lams", REAL_LAMBDAS)) * runs * epochs * per_epoch * 150 * 800)
+    return [jobs[i] for i in np.argsort(costs, kind="stable")[::-1]]
 
 
 def cost_per_unit(cells: Sequence[AlignmentCell | CurveCell]) -> dict[str, float]:
@@ -1082,13 +1089,18 @@ def error_signal_alignment(
 class RealDataRun:
     """The real-data experiment: ``history`` from :func:`fa_lib.training.train` (columns run-major,
     ``lam[k]`` and ``run[k]`` of column k); ``history.metrics["error_alignment"]`` is
-    :func:`error_signal_alignment` on the probe batch; ``epochs_done`` per record."""
+    :func:`error_signal_alignment` on the probe batch; ``epochs`` done per record; the data it
+    ran on (``dataset`` name, ``sha256`` of the files read, ``n_train`` and ``n_test``)."""
 
     history: History
     lam: np.ndarray
     run: np.ndarray
     epochs: np.ndarray
     seconds: float
+    dataset: str
+    sha256: dict
+    n_train: int
+    n_test: int
 
 
 def run_real_data(
@@ -1161,4 +1173,18 @@ def run_real_data(
         run=np.repeat(np.arange(len(seeds)), n_lams),
         epochs=history.steps / per_epoch,
         seconds=time.perf_counter() - start,
+        dataset=data.name,
+        sha256=dict(data.sha256),
+        n_train=int(data.y_train.shape[0]),
+        n_test=int(data.y_test.shape[0]),
     )
+
+
+def run_real_data_on(dataset: str = "auto", *, n_train: int | None = None, n_test: int | None = None,
+                     device: str | torch.device = "cpu", **kwargs) -> RealDataRun:
+    """Load ``dataset`` (:func:`fa_lib.data.load_dataset`, offline) and run :func:`run_real_data` on it
+    (``kwargs``): one job for :func:`fa_lib.parallel.run_parallel`."""
+    from .data import load_dataset
+
+    data = load_dataset(dataset, n_train=n_train, n_test=n_test, device=device)
+    return run_real_data(data, device=device, **kwargs)

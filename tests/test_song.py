@@ -479,6 +479,14 @@ def test_alignment_cell_draws_every_lambda_independently():
     assert set(rows[0]) >= {"activation", "lam", "p", "mean", "sd", "trials", "steps_mean", "steps_max"}
 
 
+def test_sigmoid_cells_use_the_authors_settings():
+    cell = run_alignment_cell("sigmoid", 12, 1, stop=StopRule(25, every=10, max_steps=100), n=6, d=9, dtype=F64)
+    assert cell.lr == 0.1 and cell.lams == (0.0, 0.001, 0.003, 0.01) and np.isfinite(cell.alignment).all()
+    rows = alignment_rows([cell])
+    assert all(r["authors_mean"] is None and r["difference"] is None for r in rows)  # their table is kept back
+    assert compare_with_authors(rows, "sigmoid", regularised=True) == {}
+
+
 def test_comparison_with_the_authors_uses_the_specified_tolerances():
     rows = [
         {"activation": "relu", "lam": 0.0, "p": 200, "mean": 0.25, "trials": 10, "diverged": 0, "unsettled": 0,
@@ -510,6 +518,9 @@ def test_batch_sizes_and_jobs():
     kinds = [(fn.__name__, kw["activation"], kw["p"], kw.get("rule")) for fn, kw in jobs]
     assert len(jobs) == 8 and kinds[0] == ("run_curve_cell", "relu", 3200, "fa")  # the longest first
     assert {k for k in kinds if k[0] == "run_alignment_cell"} == {("run_alignment_cell", a, p, None) for a in ("linear", "relu") for p in (200, 800)}
+    with_real = sweep_jobs(("relu",), (200,), 2, curve_width=200, curve_trials=1, seed=1,
+                           real=dict(seeds=[5], epochs=10, records=4))
+    assert with_real[0][0].__name__ == "run_real_data_on" and with_real[0][1]["seeds"] == [5] and len(with_real) == 4
     with pytest.raises(ValueError, match="activations"):
         sweep_jobs(("softplus",), (200,), 1, curve_width=200, curve_trials=1, seed=0)
 
