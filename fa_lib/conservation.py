@@ -199,6 +199,12 @@ def feedback_shift(weights: Sequence[Tensor], feedback: Sequence[Tensor | None],
     return out
 
 
+def ratio_summary(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """``min``, ``max`` and ``mean`` of ``a / b`` over every entry (NaN entries, from diverged seeds, ignored)."""
+    r = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    return {"min": float(np.nanmin(r)), "max": float(np.nanmax(r)), "mean": float(np.nanmean(r))}
+
+
 def fitted_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares slope of ``y`` on ``x`` along the first axis (records): ``(R, ...) -> (...)``."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

@@ -15,6 +15,7 @@ from fa_lib.conservation import (
     feedback_inner_products,
     feedback_shift,
     fitted_slope,
+    ratio_summary,
     min_norm_interpolant,
     min_norm_tracker,
     null_space_projector,
@@ -232,6 +233,10 @@ def test_feedback_shift_sets_the_layer_sums(target):
     torch.testing.assert_close(sums, target * incoming)
     with pytest.raises(ValueError, match="target=nan"):
         feedback_shift(weights, feedback, target=float("nan"))
+
+
+def test_ratio_summary_ignores_nan():
+    assert ratio_summary(np.array([2.0, 6.0, np.nan]), np.array([1.0, 2.0, 1.0])) == {"min": 2.0, "max": 3.0, "mean": 2.5}
 
 
 def test_fitted_slope():
