@@ -13,6 +13,7 @@ from .data import (
     gaussian_inputs,
     load_dataset,
     load_idx,
+    noisy_subset,
     resolve_dataset,
     search_dirs,
     teacher_data,

@@ -178,6 +178,40 @@ def _incoming_squares(weights: Sequence[Tensor], biases: Sequence[Tensor] | None
     return sq
 
 
+def feedback_shift(weights: Sequence[Tensor], feedback: Sequence[Tensor | None], *, target: float) -> list[Tensor]:
+    """Weights with ``sum_j c_{k,j} = target * ||W_k||_F^2`` for every hidden layer ``k`` (bias-free FA).
+
+    Adds ``mu_k B_{k+1}`` to ``W_{k+1}`` (``weights[k]``), layer by layer from the first hidden
+    layer up, with ``mu_k = (||W_k||^2 - 2 <W_{k+1}, B_{k+1}> - target ||W_k||^2) / (2 ||B_{k+1}||^2)``
+    per seed (``W_k`` is final when layer ``k`` is reached). ``target=0``: the boundary of the
+    sufficient condition ``sum_j c_{k,j}(0) <= 0``; ``target=2``: ``<W_{k+1}, B_{k+1}> = -||W_k||^2 / 2``
+    (anti-aligned, the condition violated). The input layer ``weights[0]`` is unchanged.
+    """
+    _check_law_arguments(weights, "fa", feedback, None)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not np.isfinite(target):
+        raise ValueError(f"target={target!r} must be a finite number")
+    out = [w.clone() for w in weights]
+    for k in range(1, len(out)):
+        incoming = (out[k - 1] ** 2).sum(dim=(-1, -2))
+        b = feedback[k]
+        mu = (incoming - 2 * (out[k] * b).sum(dim=(-1, -2)) - target * incoming) / (2 * (b**2).sum(dim=(-1, -2)))
+        out[k] = out[k] + mu[..., None, None] * b
+    return out
+
+
+def ratio_summary(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """``min``, ``max`` and ``mean`` of ``a / b`` over every entry (NaN entries, from diverged seeds, ignored)."""
+    r = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    return {"min": float(np.nanmin(r)), "max": float(np.nanmax(r)), "mean": float(np.nanmean(r))}
+
+
+def fitted_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of ``y`` on ``x`` along the first axis (records): ``(R, ...) -> (...)``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx, dy = x - x.mean(0), y - y.mean(0)
+    return (dx * dy).sum(0) / (dx**2).sum(0)
+
+
 # --------------------------------------------------------------------------- plain steps
 def plain_step(
     weights: Sequence[Tensor],
@@ -232,7 +266,8 @@ class Trajectory:
     Frobenius norm ``||Q_k(t) - Q_k(0)||`` of the quantity of ``law`` (``"fa"``: ``C_k``;
     ``"bp"``: GD's balancedness; diagonals only when ``per_neuron``); ``fa_neuron_change``
     ``(R, S, L-1)``: ``sum_j c_{k,j}(t) - c_{k,j}(0)``; ``weight_alignment`` ``(R, S, L-1)``:
-    ``cos(W_{k+1}, B_{k+1})``; ``identity_residual`` ``(R, S, L-1)`` (rule ``"fa"`` only, else
+    ``cos(W_{k+1}, B_{k+1})``; ``feedback_inner`` ``(R, S, L-1)``: ``<W_{k+1}, B_{k+1}>_F``;
+    ``incoming_squares`` ``(R, S, L-1)``: ``||W_k||_F^2 + ||b_k||^2``; ``identity_residual`` ``(R, S, L-1)`` (rule ``"fa"`` only, else
     ``None``): ``|<W_{k+1}, B_{k+1}> -`` :func:`alignment_identity` ``|`` over the size of the
     identity's terms, ``1/2 (||W_k||^2 + ||b_k||^2 + |sum_j c_{k,j}(0)| + accumulated) + |<W_{k+1}, B_{k+1}>|``.
 
@@ -243,7 +278,9 @@ class Trajectory:
     ``r / ||step_change||``; ``change_to_terms`` and ``max_change_to_terms`` min and max of
     ``||step_change|| / terms`` (how far the predicted change lies above that resolution). ``min_neuron_change``: min over steps and
     neurons of the one-step change of FA's ``c_{k,j}`` over the size of its terms (``>= 0`` up
-    to roundoff: monotone). Records of a seed from the step its loss or weights stop being
+    to roundoff: monotone). ``neuron_change_range`` ``(S, L-1, 2)``: min and max over steps and
+    neurons of the one-step change of the trained rule's own per-neuron quantity (the diagonal
+    of its ``Q``) over the size of its terms (FA: ``>= 0``; GD: either sign). Records of a seed from the step its loss or weights stop being
     finite are NaN; ``diverged`` ``(S,)`` marks those seeds.
     """
 
@@ -252,12 +289,15 @@ class Trajectory:
     drift: dict[str, np.ndarray]
     fa_neuron_change: np.ndarray
     weight_alignment: np.ndarray
+    feedback_inner: np.ndarray
+    incoming_squares: np.ndarray
     identity_residual: np.ndarray | None
     law_residual: np.ndarray
     law_residual_of_change: np.ndarray
     change_to_terms: np.ndarray
     max_change_to_terms: np.ndarray
     min_neuron_change: np.ndarray
+    neuron_change_range: np.ndarray
     diverged: np.ndarray
     weights: list[Tensor] = field(repr=False)
     biases: list[Tensor] | None = field(repr=False)
@@ -304,13 +344,15 @@ def conservation_trajectory(
     nan = torch.full_like(fa_sums0, float("nan"))
     law_residual, law_residual_of_change, max_change = torch.zeros_like(nan), torch.zeros_like(nan), torch.zeros_like(nan)
     change_to_terms, min_change = torch.full_like(nan, float("inf")), torch.full_like(nan, float("inf"))
+    own_min, own_max = torch.full_like(nan, float("inf")), torch.full_like(nan, float("-inf"))
     finite = torch.ones(seed_shape, dtype=torch.bool, device=weights[0].device)
     records: dict[str, list[np.ndarray]] = {}
     record_steps: list[int] = []
 
     def record(step: int) -> None:
         output = forward(weights, x, activation, biases=biases).output
-        values = {"loss": loss_and_output_delta(output, y, loss)[0], "weight_alignment": weight_alignment(weights, feedback)}
+        values = {"loss": loss_and_output_delta(output, y, loss)[0], "weight_alignment": weight_alignment(weights, feedback),
+                  "feedback_inner": feedback_inner_products(weights, feedback), "incoming_squares": _incoming_squares(weights, biases)}
         values.update(tracker(weights, biases))
         if rule == "fa":
             predicted = alignment_identity(weights, initial_sums=fa_sums0, accumulated_change=accumulated, biases=biases)
@@ -333,11 +375,13 @@ def conservation_trajectory(
             weights, biases, result = plain_step(weights, x, y, rule=rule, activation=activation, lr=lr, feedback=feedback, biases=biases, loss=loss)
             terms = law_terms()
             own = step_change(result.grads, rule=rule, lr=lr, bias_grads=result.bias_grads, per_neuron=per_neuron)
-            residual, size, predicted, monotone = [], [], [], []
+            residual, size, predicted, monotone, own_change = [], [], [], [], []
             for (a1, b1), (a0, b0), p in zip(terms[rule], before[rule], own):
                 residual.append(_norm((a1 - b1) - (a0 - b0) - p, per_neuron))
                 size.append(_norm(a0, per_neuron) + _norm(b0, per_neuron))
                 predicted.append(_norm(p, per_neuron))
+                change = _diagonal((a1 - b1) - (a0 - b0), per_neuron)
+                own_change.append(_ratio(change, _diagonal(a0, per_neuron).abs() + _diagonal(b0, per_neuron).abs()))
             for (a1, b1), (a0, b0) in zip(terms["fa"], before["fa"]):
                 change = _diagonal((a1 - b1) - (a0 - b0), per_neuron)
                 monotone.append(_ratio(change, _diagonal(a0, per_neuron).abs() + _diagonal(b0, per_neuron).abs()).amin(-1))
@@ -351,6 +395,8 @@ def conservation_trajectory(
             change_to_terms = torch.where(keep, torch.minimum(change_to_terms, _ratio(predicted, size)), nan)
             max_change = torch.where(keep, torch.maximum(max_change, _ratio(predicted, size)), nan)
             min_change = torch.where(keep, torch.minimum(min_change, torch.stack(monotone, -1)), nan)
+            own_min = torch.where(keep, torch.minimum(own_min, torch.stack([c.amin(-1) for c in own_change], -1)), nan)
+            own_max = torch.where(keep, torch.maximum(own_max, torch.stack([c.amax(-1) for c in own_change], -1)), nan)
             if step % record_every == 0 or step == steps:
                 record(step)
     metrics = {name: np.stack(values) for name, values in records.items()}
@@ -360,12 +406,15 @@ def conservation_trajectory(
         drift={law: metrics[f"drift_{law}"] for law in LAW_RULES},
         fa_neuron_change=metrics["fa_neuron_change"],
         weight_alignment=metrics["weight_alignment"],
+        feedback_inner=metrics["feedback_inner"],
+        incoming_squares=metrics["incoming_squares"],
         identity_residual=metrics.get("identity_residual"),
         law_residual=law_residual.cpu().numpy(),
         law_residual_of_change=law_residual_of_change.cpu().numpy(),
         change_to_terms=change_to_terms.cpu().numpy(),
         max_change_to_terms=max_change.cpu().numpy(),
         min_neuron_change=min_change.cpu().numpy(),
+        neuron_change_range=torch.stack([own_min, own_max], -1).cpu().numpy(),
         diverged=(~finite).cpu().numpy(),
         weights=weights,
         biases=biases,
@@ -382,21 +431,27 @@ def drift_tracker(
     """How far both laws' quantities have moved from their values at ``weights`` (and ``biases``).
 
     The returned callable maps ``(weights, biases=None)`` to ``{"drift_fa", "drift_bp",
-    "fa_neuron_change"}``, each ``(S, L-1)`` as in :class:`Trajectory`. It is also an
+    "fa_neuron_change", "incoming_change"}``, each ``(S, L-1)``: the first three as in
+    :class:`Trajectory`, ``incoming_change`` the norm of the change of the incoming term
+    (``W_k W_k^T + b_k b_k^T``, its diagonal when ``per_neuron``), the change that FA's law
+    ties to the feedback overlap (``drift_fa / incoming_change``: the share it leaves unmatched). It is also an
     ``extra_metrics`` for :func:`fa_lib.training.train` (bias-free), which is how the chapter
     shows that momentum and weight decay break the laws.
     """
     kw = dict(feedback=feedback, per_neuron=per_neuron)
     initial = {law: conserved_quantities(weights, rule=law, biases=biases, **kw) for law in LAW_RULES}
     fa_sums0 = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in initial["fa"]], dim=-1)
+    incoming0 = [a for a, _ in _law_terms(weights, "fa", feedback, biases, per_neuron)]
 
     def metrics(current: Sequence[Tensor], current_biases: Sequence[Tensor] | None = None) -> dict[str, Tensor]:
         now = {law: conserved_quantities(current, rule=law, biases=current_biases, **kw) for law in LAW_RULES}
+        incoming = [a for a, _ in _law_terms(current, "fa", feedback, current_biases, per_neuron)]
         out = {
             f"drift_{law}": torch.stack([_norm(q - q0, per_neuron) for q, q0 in zip(now[law], initial[law])], dim=-1)
             for law in LAW_RULES
         }
         out["fa_neuron_change"] = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in now["fa"]], dim=-1) - fa_sums0
+        out["incoming_change"] = torch.stack([_norm(a - a0, per_neuron) for a, a0 in zip(incoming, incoming0)], dim=-1)
         return out
 
     return metrics

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .networks import forward, init_weights, seeded_normal
+from .networks import forward, init_weights, seeded_generator, seeded_normal
 from .validation import check_choice, check_int
 
 Tensor = torch.Tensor
@@ -249,3 +249,36 @@ def load_dataset(
         y_test=torch.as_tensor(arrays[("test", "labels")][:n_test].astype(np.int64), device=device),
         sha256=dataset_sha256(directory),
     )
+
+
+def noisy_subset(
+    x: Tensor, y: Tensor, n: int, *, n_classes: int, noise: float, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """A random ``n``-sample subset of the classes ``0..n_classes-1``, with label noise.
+
+    ``x``: ``(N, d)``, ``y``: ``(N,)`` int64. Draws ``n`` samples without replacement among those
+    with ``y < n_classes``, then gives ``round(noise * n)`` of them, chosen at random, a label
+    drawn uniformly among the *other* classes (all from ``seed``'s "subset" stream). Returns
+    ``(x_sub (n, d), noisy labels (n,), flipped (n,) bool)``.
+    """
+    check_int("n", n, minimum=1)
+    check_int("n_classes", n_classes, minimum=2)
+    check_int("seed", seed, minimum=0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
+        raise ValueError(f"noise={noise!r} must be a fraction in [0, 1)")
+    if x.dim() != 2 or y.shape != (x.shape[0],) or y.dtype != torch.int64:
+        raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} {y.dtype} must be (N, d) and int64 (N,)")
+    if n_classes > int(y.max()) + 1:
+        raise ValueError(f"n_classes={n_classes} exceeds the {int(y.max()) + 1} classes of y")
+    pool = (y < n_classes).nonzero().squeeze(-1)
+    if n > len(pool):
+        raise ValueError(f"n={n} exceeds the {len(pool)} samples of classes 0..{n_classes - 1}")
+    gen = seeded_generator(seed, "subset")
+    chosen = pool[torch.randperm(len(pool), generator=gen)[:n].to(pool.device)]
+    labels = y[chosen].clone()
+    flipped = torch.zeros(n, dtype=torch.bool, device=y.device)
+    flip = torch.randperm(n, generator=gen)[: round(noise * n)].to(y.device)
+    shift = torch.randint(1, n_classes, (len(flip),), generator=gen).to(y.device)  # another class, uniformly
+    labels[flip] = (labels[flip] + shift) % n_classes
+    flipped[flip] = True
+    return x[chosen], labels, flipped

@@ -340,6 +340,40 @@ def perturbation_growth(
     return torch.where(torch.as_tensor(history.diverged), torch.full_like(growth, float("inf")), growth)
 
 
+def linearised_growth(
+    weights: Sequence[Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    rule: str,
+    activation: str,
+    feedback: Sequence[Tensor | None] | None,
+    lr: float | Tensor,
+    steps: int,
+    scale: float,
+    seeds: Sequence[int],
+    layer_scales: Sequence[float] | None = None,
+) -> Tensor:
+    """What the linearisation predicts for :func:`perturbation_growth` with the same arguments: ``(S,)``.
+
+    From the same displaced start (:func:`perturb`), the errors ``e`` (``(S, K)``, ``K = N n_L``)
+    follow ``e_{t+1} = (I - lr M) e_t`` with ``M`` the :func:`reduced_matrix` of the zero-error
+    point; returns ``log(||e_T||^2 / ||e_{T/2}||^2)`` with ``T = steps`` and ``T/2 = steps // 2``
+    (the loss is ``||e||^2 / 2N``). Unlike the sign of the eigenvalues, it includes the transients
+    of every mode from the actual start.
+    """
+    check_int("steps", steps, minimum=2)
+    start = perturb(weights, seeds, scale=scale)
+    with torch.no_grad():
+        error = (forward(start, x, activation, layer_scales=layer_scales).output - y).flatten(1)
+    matrix = reduced_matrix(weights, x, rule=rule, activation=activation, feedback=feedback, layer_scales=layer_scales)
+    rate = lr.to(matrix).reshape(-1, 1, 1) if isinstance(lr, Tensor) else lr
+    step = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device) - rate * matrix
+    middle = torch.linalg.matrix_power(step, steps // 2) @ error.unsqueeze(-1)
+    end = torch.linalg.matrix_power(step, steps - steps // 2) @ middle
+    return 2 * (torch.log(end.flatten(1).norm(dim=-1)) - torch.log(middle.flatten(1).norm(dim=-1)))
+
+
 def descent_contributions(
     weights: Sequence[Tensor],
     x: Tensor,

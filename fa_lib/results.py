@@ -27,6 +27,12 @@ import torch
 
 from .validation import PROFILES, check_choice
 
+CLAIM_KINDS = ("paper", "implementation")
+CLAIM_KIND_TITLES = {
+    "paper": "Paper claims",
+    "implementation": "Implementation checks (exact identities of the code, not tests of the paper)",
+}
+
 
 def to_jsonable(value: Any) -> Any:
     """Convert tensors, numpy values and containers to plain JSON types (NaN/inf -> None)."""
@@ -149,11 +155,15 @@ class Results:
         tolerance: str,
         passed: bool,
         paper: str | None = None,
+        kind: str = "paper",
     ) -> bool:
         """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates").
 
         ``tolerance`` states the bound and why it is that bound (from the paper or the theory).
+        ``kind``: ``"paper"`` (a statement of the paper, which a wrong theory would fail) or
+        ``"implementation"`` (an exact identity that checks the code, e.g. a one-step law).
         """
+        check_choice("kind", kind, CLAIM_KINDS)
         if any(c["id"] == id for c in self.claims):
             raise ValueError(f"claim id {id!r} recorded twice")
         passed = bool(passed)
@@ -166,18 +176,34 @@ class Results:
                 "measured": to_jsonable(measured),
                 "tolerance": tolerance,
                 "passed": passed,
+                "kind": kind,
             }
         )
         glue(f"{id}_verdict", "reproduced" if passed else "deviates")
         return passed
 
     def claims_table(self) -> str:
-        """The claims recorded so far as a Markdown table (display it with IPython's ``Markdown``)."""
-        rows = ["| claim | statement | expected | measured | verdict |", "| --- | --- | --- | --- | --- |"]
-        for c in self.claims:
-            cells = [c["id"], c["statement"], c["expected"], compact(c["measured"]), "reproduced" if c["passed"] else "**deviates**"]
-            rows.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
-        return "\n".join(rows)
+        """The claims recorded so far as Markdown (display it with IPython's ``Markdown``).
+
+        One table while every claim is a paper claim; otherwise a "Paper claims" table and an
+        "Implementation checks" table, each under its own heading.
+        """
+
+        def table(claims: list[dict[str, Any]]) -> list[str]:
+            rows = ["| claim | statement | expected | measured | verdict |", "| --- | --- | --- | --- | --- |"]
+            for c in claims:
+                cells = [c["id"], c["statement"], c["expected"], compact(c["measured"]), "reproduced" if c["passed"] else "**deviates**"]
+                rows.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+            return rows
+
+        by_kind = {kind: [c for c in self.claims if c.get("kind", "paper") == kind] for kind in CLAIM_KINDS}
+        if not by_kind["implementation"]:
+            return "\n".join(table(self.claims))
+        parts = []
+        for kind, claims in by_kind.items():
+            if claims:
+                parts += [f"**{CLAIM_KIND_TITLES[kind]}**", "", *table(claims), ""]
+        return "\n".join(parts).rstrip()
 
     def provenance(self) -> dict[str, Any]:
         return {

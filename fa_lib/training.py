@@ -11,10 +11,11 @@ from tqdm import tqdm
 
 from .alignment import gradient_alignment, signal_alignment, weight_alignment
 from .networks import backward_pass, _validate
-from .validation import check_int
+from .validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
 PerSeed = float | Tensor
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -68,6 +69,9 @@ def train(
     batch_size: int | None = None,
     l2: PerSeed | Sequence[PerSeed] = 0.0,
     momentum: float = 0.0,
+    optimizer: str = "sgd",
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
     layer_scales: Sequence[float] | None = None,
     record_every: int = 1,
     probe: tuple[Tensor, Tensor] | None = None,
@@ -80,7 +84,11 @@ def train(
     """Train a batch of networks (leading seed dimension S) and record metrics.
 
     Update: ``W_l <- W_l - lr (G_l + l2_l W_l)`` with ``G_l`` from :func:`backward_pass`
-    (heavy-ball momentum when ``momentum > 0``). ``lr`` and each ``l2_l`` are a number or
+    (heavy-ball momentum when ``momentum > 0``). ``optimizer="adam"`` feeds the same
+    direction ``d = G_l + l2_l W_l`` to Adam instead (``torch.optim.Adam``'s update with its
+    L2 ``weight_decay``, ``betas``, ``eps``; written out so that ``lr`` can differ per seed):
+    ``m <- b1 m + (1-b1) d``, ``v <- b2 v + (1-b2) d^2``,
+    ``W <- W - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``. ``lr`` and each ``l2_l`` are a number or
     an ``(S,)`` tensor (one value per seed: sweeps run as one batch). ``batch_size=None``
     is full-batch; otherwise each epoch visits a permutation drawn from ``shuffle_seed``
     (shared by the seed batch, so a seed trained alone with the same ``shuffle_seed``
@@ -103,6 +111,13 @@ def train(
             raise ValueError(f"batch_size={batch_size} exceeds the {n_samples} training samples")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum={momentum!r} must lie in [0, 1)")
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    if optimizer == "adam":
+        if momentum:
+            raise ValueError(f"momentum={momentum!r} applies to optimizer='sgd' only; Adam's momentum is betas[0]")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas={betas!r} must be two numbers in [0, 1)")
+        check_positive("eps", eps)
     n_layers = len(weights)
     l2_layers = list(l2) if isinstance(l2, (list, tuple)) else [l2] * n_layers
     if len(l2_layers) != n_layers:
@@ -112,7 +127,8 @@ def train(
         probe = (x, y) if batch_size is None else (x[..., :1000, :], _select(y, torch.arange(min(1000, n_samples)), y_dim))
 
     weights = [w.detach().clone() for w in weights]
-    velocity = [torch.zeros_like(w) for w in weights]
+    velocity = [torch.zeros_like(w) for w in weights]  # momentum's velocity, or Adam's first moment
+    second = [torch.zeros_like(w) for w in weights] if optimizer == "adam" else None
     lrs = [_per_seed(lr, w) for w in weights]
     l2s = [_per_seed(v, w) for v, w in zip(l2_layers, weights)]
     seed_shape = weights[0].shape[:-2]
@@ -170,7 +186,11 @@ def train(
             finite &= ~bad
             for i, (w, g) in enumerate(zip(weights, result.grads)):
                 direction = g + l2s[i] * w
-                if momentum:
+                if optimizer == "adam":
+                    velocity[i].mul_(betas[0]).add_(direction, alpha=1 - betas[0])
+                    second[i].mul_(betas[1]).addcmul_(direction, direction, value=1 - betas[1])
+                    direction = (velocity[i] / (1 - betas[0] ** step)) / ((second[i] / (1 - betas[1] ** step)).sqrt() + eps)
+                elif momentum:
                     velocity[i].mul_(momentum).add_(direction)
                     direction = velocity[i]
                 w.sub_(lrs[i] * direction)

@@ -13,6 +13,9 @@ from fa_lib.conservation import (
     conserved_quantities,
     drift_tracker,
     feedback_inner_products,
+    feedback_shift,
+    fitted_slope,
+    ratio_summary,
     min_norm_interpolant,
     min_norm_tracker,
     null_space_projector,
@@ -173,6 +176,10 @@ def test_trajectory_laws_identity_and_monotone(activation, per_neuron):
     accumulated = torch.as_tensor(traj.fa_neuron_change[-1])
     predicted = alignment_identity(traj.weights, initial_sums=c0, accumulated_change=accumulated, biases=traj.biases)
     torch.testing.assert_close(feedback_inner_products(traj.weights, feedback), predicted)
+    np.testing.assert_allclose(traj.feedback_inner[-1], feedback_inner_products(traj.weights, feedback).numpy())
+    incoming = torch.stack([(traj.weights[k] ** 2).sum((-1, -2)) + (traj.biases[k] ** 2).sum(-1) for k in range(2)], -1)
+    np.testing.assert_allclose(traj.incoming_squares[-1], incoming.numpy())
+    assert traj.neuron_change_range.shape == (3, 2, 2) and traj.neuron_change_range[..., 0].min() > -1e-13
 
 
 def test_trajectory_under_gd_breaks_fa_monotonicity_and_law():
@@ -182,6 +189,8 @@ def test_trajectory_under_gd_breaks_fa_monotonicity_and_law():
     assert gd.identity_residual is None
     assert gd.law_residual.max() < 1e-13  # GD keeps its own (balancedness) law
     assert gd.min_neuron_change.min() < -1e-6  # FA's c is not monotone under GD
+    assert fa.neuron_change_range[..., 0].min() >= -1e-13  # FA's own c only grows ...
+    assert gd.neuron_change_range[..., 0].max() < -1e-8 < 1e-8 < gd.neuron_change_range[..., 1].min()  # ... GD's moves both ways
     assert (fa.drift["bp"][-1] > 20 * fa.drift["fa"][-1]).all()
     assert (gd.drift["fa"][-1] > 20 * gd.drift["bp"][-1]).all()
 
@@ -208,6 +217,32 @@ def test_drift_tracker_in_train_matches_trajectory():
         extra_metrics=drift_tracker(weights, feedback, per_neuron=True), progress=False,
     )
     assert (decayed.metrics["drift_fa"][-1] > 2 * history.metrics["drift_fa"][-1]).all()
+    # incoming_change: the change of ||W_k[j,:]||^2, which FA's law matches by 2 <B_{k+1}[:,j], W_{k+1}[:,j]>.
+    moved = torch.stack([((history.weights[k] ** 2).sum(-1) - (weights[k] ** 2).sum(-1)).norm(dim=-1) for k in range(2)], -1)
+    np.testing.assert_allclose(history.metrics["incoming_change"][-1], moved.numpy(), rtol=1e-10)
+    assert (history.metrics["drift_fa"][-1] < 0.2 * history.metrics["incoming_change"][-1]).all()  # the law matches most of it
+
+
+@pytest.mark.parametrize("target", [0.0, 2.0, -0.5])
+def test_feedback_shift_sets_the_layer_sums(target):
+    weights, feedback, _, _, _ = _problem([5, 7, 6, 3])
+    shifted = feedback_shift(weights, feedback, target=target)
+    torch.testing.assert_close(shifted[0], weights[0])
+    sums = torch.stack([q.sum(-1) for q in conserved_quantities(shifted, rule="fa", feedback=feedback, per_neuron=True)], -1)
+    incoming = torch.stack([(shifted[k] ** 2).sum((-1, -2)) for k in range(2)], -1)
+    torch.testing.assert_close(sums, target * incoming)
+    with pytest.raises(ValueError, match="target=nan"):
+        feedback_shift(weights, feedback, target=float("nan"))
+
+
+def test_ratio_summary_ignores_nan():
+    assert ratio_summary(np.array([2.0, 6.0, np.nan]), np.array([1.0, 2.0, 1.0])) == {"min": 2.0, "max": 3.0, "mean": 2.5}
+
+
+def test_fitted_slope():
+    x = np.arange(5.0)[:, None] * np.ones((1, 2))
+    y = np.stack([3 * np.arange(5.0) + 1, -0.5 * np.arange(5.0)], -1)
+    np.testing.assert_allclose(fitted_slope(x, y), [3.0, -0.5])
 
 
 # --------------------------------------------------------------------------- minimum norm

@@ -119,3 +119,28 @@ def test_synthetic_data_is_seeded():
     torch.testing.assert_close(y1[1:], y2)
     with pytest.raises(ValueError, match="n=0"):
         F.gaussian_inputs(0, 3, [0])
+
+
+def test_noisy_subset_is_seeded_restricted_and_flips_exactly_the_noise_fraction():
+    x = torch.arange(300, dtype=torch.float64).reshape(100, 3)
+    y = torch.arange(100) % 5
+    xs, ys, flipped = F.noisy_subset(x, y, 40, n_classes=3, noise=0.25, seed=7)
+    assert xs.shape == (40, 3) and ys.shape == (40,) and flipped.sum() == 10
+    original = y[(xs[:, 0] / 3).long()]  # row i of x is [3i, 3i+1, 3i+2]
+    assert (original < 3).all() and (ys < 3).all()
+    assert torch.equal(ys != original, flipped)  # every flipped label changed, no other did
+    assert len(set(xs[:, 0].tolist())) == 40  # without replacement
+    again = F.noisy_subset(x, y, 40, n_classes=3, noise=0.25, seed=7)
+    assert torch.equal(again[0], xs) and torch.equal(again[1], ys)
+    assert not torch.equal(F.noisy_subset(x, y, 40, n_classes=3, noise=0.25, seed=8)[0], xs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n=0), "n=0"), (dict(n=100), "n=100 exceeds"), (dict(n_classes=1), "n_classes=1"),
+    (dict(n_classes=6), "n_classes=6 exceeds"), (dict(noise=1.0), "noise=1.0"), (dict(noise=-0.1), "noise=-0.1"),
+])
+def test_noisy_subset_rejects_bad_arguments(kwargs, match):
+    x, y = torch.zeros(100, 3), torch.arange(100) % 5
+    args = dict(n=10, n_classes=3, noise=0.2, seed=0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        F.noisy_subset(x, y, args.pop("n"), **args)

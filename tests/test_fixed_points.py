@@ -332,3 +332,17 @@ def test_toy_eigenvalue_is_the_jacobian_eigenvalue_and_the_stable_branch():
     # b w2 + w1^2 > 0 <=> cos(FA update, gradient) > 0
     align = fp.update_alignment(weights, xx, rule="fa", activation="linear", feedback=[None, b.reshape(3, 1, 1)])
     assert torch.all(torch.sign(align) == torch.sign(b * w2 + w1**2))
+
+
+def test_linearised_growth_predicts_perturbation_growth():
+    seeds = list(range(6))
+    widths = [4, 12, 12, 2]
+    w, x, y = _zero_error(widths, "tanh", n_samples=3, seeds=seeds)
+    fb = _feedback(widths, "fa", seeds=seeds, scale=8.0)
+    lam = fp.stability_eigenvalues(w, x, rule="fa", activation="tanh", feedback=fb)
+    kw = dict(rule="fa", activation="tanh", feedback=fb, lr=0.02 / lam.abs().amax(-1), steps=200, scale=1e-10, seeds=seeds)
+    predicted = fp.linearised_growth(w, x, y, **kw)
+    measured = fp.perturbation_growth(w, x, y, **kw)
+    torch.testing.assert_close(measured, predicted, rtol=1e-4, atol=1e-4)
+    assert predicted.abs().min() > 1e-3  # the comparison is not between two zeros
+    assert ((predicted > 0) == (lam.real[:, 0] < 0)).any()  # the same signs the eigenvalue criterion gives, mostly

@@ -26,7 +26,7 @@ def test_results_file_has_every_key_and_provenance(tmp_path):
     assert data["notebook"] == "99_test" and data["profile"] == "ci"
     assert data["metrics"] == {"acc": 0.5, "table": [{"a": 1.5, "b": [1, 2]}]}
     assert data["claims"] == [{"id": "X1", "paper": "test", "statement": "s", "expected": "e", "measured": {"v": 0.25},
-                               "tolerance": "t because u", "passed": True}]
+                               "tolerance": "t because u", "passed": True, "kind": "paper"}]
     prov = data["provenance"]
     assert {"git_commit", "python", "torch", "numpy", "threads", "seeds", "started", "seconds"} <= set(prov)
     assert prov["seeds"] == [0, 1] and prov["threads"] == torch.get_num_threads()
@@ -107,3 +107,16 @@ def test_claims_table_is_markdown(tmp_path):
     assert lines[0] == "| claim | statement | expected | measured | verdict |"
     assert lines[2] == "| X1 | a \\| b | e | {gap: 0.1235} | reproduced |"
     assert lines[3] == "| X2 | s | e | n/a | **deviates** |"
+
+
+def test_claims_table_separates_implementation_checks(tmp_path):
+    r = _results(tmp_path)
+    r.claim("X1", statement="paper", expected="e", measured=1.0, tolerance="t", passed=True)
+    r.claim("K1", statement="identity", expected="e", measured=2.0, tolerance="t", passed=False, kind="implementation")
+    text = r.claims_table()
+    paper, checks = text.split("**Implementation checks")
+    assert paper.startswith("**Paper claims**") and "| X1 | paper |" in paper and "K1" not in paper
+    assert "| K1 | identity | e | 2 | **deviates** |" in checks and "X1" not in checks
+    assert [c["kind"] for c in r.claims] == ["paper", "implementation"]
+    with pytest.raises(ValueError, match="kind='proof' is not allowed"):
+        r.claim("X3", statement="s", expected="e", measured=0, tolerance="t", passed=True, kind="proof")

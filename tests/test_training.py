@@ -41,6 +41,23 @@ def test_momentum_is_heavy_ball():
         torch.testing.assert_close(a, b)
 
 
+def test_adam_is_torch_adam_with_per_seed_learning_rates():
+    w, fb, x, y = _setup()
+    lr = torch.tensor([0.01, 0.02, 0.05], dtype=DT)
+    hist = F.train(w, x, y, rule="fa", activation="tanh", feedback=fb, lr=lr, l2=0.1, optimizer="adam", steps=5, progress=False)
+    for s in range(len(SEEDS)):
+        params = [p[s].clone().requires_grad_(True) for p in w]
+        opt = torch.optim.Adam(params, lr=float(lr[s]), weight_decay=0.1)
+        for _ in range(5):
+            grads = F.gradients([p.detach() for p in params], x[s], y[s], rule="fa", activation="tanh",
+                                feedback=[None if b is None else b[s] for b in fb])
+            for p, g in zip(params, grads):
+                p.grad = g
+            opt.step()
+        for ours, theirs in zip(hist.weights, params):
+            torch.testing.assert_close(ours[s], theirs.detach(), rtol=1e-12, atol=1e-14)
+
+
 def test_batch_of_seeds_equals_seeds_alone_minibatch():
     w, fb, x, y = _setup()
     kw = dict(rule="fa", activation="tanh", lr=0.05, steps=12, batch_size=5, record_every=4, progress=False, shuffle_seed=9)
@@ -112,6 +129,10 @@ def test_same_seed_gives_identical_metrics():
         (dict(record_every=0), "record_every"),
         (dict(batch_size=100), "batch_size=100 exceeds"),
         (dict(momentum=1.0), "momentum"),
+        (dict(optimizer="rmsprop"), "optimizer='rmsprop' is not allowed"),
+        (dict(optimizer="adam", momentum=0.9), "applies to optimizer='sgd' only"),
+        (dict(optimizer="adam", betas=(0.9, 1.0)), "betas"),
+        (dict(optimizer="adam", eps=0.0), "eps"),
         (dict(l2=[0.0, 0.0, 0.0]), "l2 has 3 entries"),
         (dict(rule="fa", feedback=None), "needs feedback"),
     ],
