@@ -1,10 +1,18 @@
 """fa_lib: the feedback-alignment library behind the fa-repro book.
 
-Networks carry a leading seed dimension (many independent networks at once); see
-``shared/papers/notation.md`` for the conventions every function follows.
+Three wings:
+
+* the core (this package's modules: ``networks``, ``alignment``, ``training``, ``data``,
+  ``validation``, ``results``, ``plotting``, ``parallel``, ``preamble``), which every chapter uses;
+* :mod:`fa_lib.chapters`, one module per chapter of the book, named after it;
+* :mod:`fa_lib.pipeline`, which runs the chapters and builds the book (never imported by them).
+
+Networks carry a leading seed dimension (many independent networks at once); the book's
+notation page (``book/notation.md``) gives the conventions every function follows.
 """
 
 from .alignment import cosine, gradient_alignment, signal_alignment, weight_alignment
+from .preamble import start_chapter
 from .data import (
     DATASETS,
     ClassificationData,
@@ -26,6 +34,8 @@ from .networks import (
     Forward,
     activation_function,
     backward_pass,
+    check_inputs,
+    error_carrier,
     forward,
     gradients,
     init_feedback,
@@ -37,11 +47,11 @@ from .networks import (
 from .parallel import available_cores, resolve_workers, run_parallel
 from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style
 from .results import Results, load_results, to_jsonable
-from .training import History, steps_per_epoch, summarize_seeds, train
+from .training import History, stack_settings, steps_per_epoch, summarize_seeds, train
 from .validation import PROFILES, check_choice, check_int, check_parameters, check_positive, select_profile
 
 __all__ = [name for name in dir() if not name.startswith("_")]
 __version__ = "0.1.0"
 
 # The chapters' own modules (imported last: they build on the core above).
-from . import conservation, fixed_points, song  # noqa: E402
+from . import chapters  # noqa: E402

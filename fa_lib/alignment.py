@@ -1,4 +1,4 @@
-"""Alignment measures of ``notation.md``, per layer and batched over seeds.
+"""Alignment measures of the book's notation page (``book/notation.md``), per layer and batched over seeds.
 
 All functions keep the leading seed dimension ``*S`` and return one value per seed
 (and per layer where a list of layers goes in).

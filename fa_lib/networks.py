@@ -1,6 +1,6 @@
 """Fully connected networks with a leading seed dimension, and their backward passes.
 
-Conventions (``shared/papers/notation.md``):
+Conventions (the book's notation page, ``book/notation.md``):
 
 * ``weights[i]`` has shape ``(*S, n_{i+1}, n_i)`` (out x in, like ``nn.Linear``); ``*S``
   is an optional leading seed dimension shared by every tensor of one call.
@@ -257,7 +257,33 @@ def check_biases(biases: Sequence[Tensor] | None, weights: Sequence[Tensor]) -> 
             raise ValueError(f"biases[{i}] has shape {tuple(b.shape)}; expected {tuple(w.shape[:-1])}")
 
 
-def _validate(weights, x, y, rule, activation, loss, feedback, biases) -> None:
+def error_carrier(rule: str, weights: Sequence[Tensor], feedback: Sequence[Tensor | None] | None, layer: int) -> Tensor:
+    """The matrix that carries the error back to hidden layer ``layer`` (the output of ``weights[layer]``).
+
+    ``"bp"``: ``weights[layer + 1]`` (the transposed forward weights); ``"fa"``: ``feedback[layer + 1]``,
+    shaped like it; ``"dfa"``: ``feedback[layer]`` ``(*S, n_L, n_{layer+1})``, which takes the
+    *output* error straight to the layer. The delta is ``(source @ matrix) * sigma'(a)`` with
+    source the next layer's delta (BP, FA) or the output delta (DFA).
+    """
+    check_choice("rule", rule, RULES)
+    if rule == "bp":
+        return weights[layer + 1]
+    return feedback[layer + 1] if rule == "fa" else feedback[layer]
+
+
+def check_inputs(
+    weights: Sequence[Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    rule: str,
+    activation: str,
+    loss: str = "mse",
+    feedback: Sequence[Tensor | None] | None = None,
+    biases: Sequence[Tensor] | None = None,
+) -> None:
+    """Check every argument of a pass or a training run before any computation; ``ValueError``
+    naming the argument and what was expected (shapes as in the module docstring)."""
     check_choice("rule", rule, RULES)
     check_choice("activation", activation, ACTIVATIONS)
     check_choice("loss", loss, LOSSES)
@@ -312,17 +338,17 @@ def backward_pass(
 ) -> Backward:
     """Loss, error signals and weight "gradients" of ``rule`` (see the module docstring)."""
     if validate:
-        _validate(weights, x, y, rule, activation, loss, feedback, biases)
+        check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback, biases=biases)
     scales = _scales(layer_scales, len(weights))
     fwd = forward(weights, x, activation, biases=biases, layer_scales=scales)
     value, delta = loss_and_output_delta(fwd.output, y, loss)
     n_layers = len(weights)
     deltas: list[Tensor] = [delta] * n_layers
     for i in range(n_layers - 2, -1, -1):
+        matrix = error_carrier(rule, weights, feedback, i)
         if rule == "dfa":
-            back = torch.matmul(deltas[-1], feedback[i])
+            back = torch.matmul(deltas[-1], matrix)
         else:
-            matrix = weights[i + 1] if rule == "bp" else feedback[i + 1]
             back = torch.matmul(deltas[i + 1], matrix)
             if scales[i + 1] != 1.0:
                 back = scales[i + 1] * back

@@ -28,6 +28,7 @@ import torch
 from .validation import PROFILES, check_choice
 
 CLAIM_KINDS = ("paper", "implementation")
+VERDICTS = ("reproduced", "deviates", "not evaluated")
 CLAIM_KIND_TITLES = {
     "paper": "Paper claims",
     "implementation": "Implementation checks (exact identities of the code, not tests of the paper)",
@@ -109,7 +110,7 @@ class Results:
         self.profile = profile
         self.paper = paper
         self.parameters = dict(parameters)
-        self.seeds = [int(s) for s in seeds]
+        self.seeds = sorted({int(s) for s in seeds})
         self.path = Path(results_dir) / profile / f"{notebook}.json"
         self.figure_dir = Path(results_dir) / profile / "figures"
         self.metrics: dict[str, Any] = {}
@@ -117,6 +118,10 @@ class Results:
         self.started = datetime.now(timezone.utc)
         self.commit = git_commit()  # the code that ran, read when the run starts
         self._clock = time.perf_counter()
+
+    def add_seeds(self, seeds: Sequence[int]) -> None:
+        """Record more of the seeds the run uses (kept sorted, without repeats)."""
+        self.seeds = sorted(set(self.seeds) | {int(s) for s in seeds})
 
     def number(self, name: str, value: float | int, *, glue_as: str | None = None) -> float | int:
         """Record a scalar in ``metrics`` and glue it as ``glue_as`` (default ``name``)."""
@@ -157,30 +162,32 @@ class Results:
         paper: str | None = None,
         kind: str = "paper",
     ) -> bool:
-        """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates").
+        """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates"); return ``passed``.
 
         ``tolerance`` states the bound and why it is that bound (from the paper or the theory).
         ``kind``: ``"paper"`` (a statement of the paper, which a wrong theory would fail) or
         ``"implementation"`` (an exact identity that checks the code, e.g. a one-step law).
         """
+        passed = bool(passed)
+        verdict = "reproduced" if passed else "deviates"
+        self._add_claim(id, statement=statement, expected=expected, measured=to_jsonable(measured), tolerance=tolerance,
+                        passed=passed, verdict=verdict, paper=paper, kind=kind)
+        return passed
+
+    def skip_claim(self, id: str, *, statement: str, reason: str, paper: str | None = None, kind: str = "paper") -> None:
+        """Record a claim that this profile does not evaluate (verdict "not evaluated"), with the ``reason``
+        (what it needs that the profile lacks); the scorecard shows it as such."""
+        if not reason:
+            raise ValueError("reason must say why the claim is not evaluated at this profile")
+        self._add_claim(id, statement=statement, expected="", measured=None, tolerance="", passed=None,
+                        verdict="not evaluated", reason=reason, paper=paper, kind=kind)
+
+    def _add_claim(self, id: str, *, paper: str | None, kind: str, verdict: str, **fields: Any) -> None:
         check_choice("kind", kind, CLAIM_KINDS)
         if any(c["id"] == id for c in self.claims):
             raise ValueError(f"claim id {id!r} recorded twice")
-        passed = bool(passed)
-        self.claims.append(
-            {
-                "id": id,
-                "paper": paper or self.paper,
-                "statement": statement,
-                "expected": expected,
-                "measured": to_jsonable(measured),
-                "tolerance": tolerance,
-                "passed": passed,
-                "kind": kind,
-            }
-        )
-        glue(f"{id}_verdict", "reproduced" if passed else "deviates")
-        return passed
+        self.claims.append({"id": id, "paper": paper or self.paper, **fields, "verdict": verdict, "kind": kind})
+        glue(f"{id}_verdict", verdict)
 
     def claims_table(self) -> str:
         """The claims recorded so far as Markdown (display it with IPython's ``Markdown``).
@@ -192,7 +199,9 @@ class Results:
         def table(claims: list[dict[str, Any]]) -> list[str]:
             rows = ["| claim | statement | expected | measured | verdict |", "| --- | --- | --- | --- | --- |"]
             for c in claims:
-                cells = [c["id"], c["statement"], c["expected"], compact(c["measured"]), "reproduced" if c["passed"] else "**deviates**"]
+                measured = c["reason"] if c["verdict"] == "not evaluated" else compact(c["measured"])
+                verdict = {"reproduced": "reproduced", "deviates": "**deviates**", "not evaluated": "*not evaluated*"}[c["verdict"]]
+                cells = [c["id"], c["statement"], c["expected"], measured, verdict]
                 rows.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
             return rows
 

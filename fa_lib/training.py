@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from .alignment import gradient_alignment, signal_alignment, weight_alignment
-from .networks import backward_pass, _validate
+from .networks import backward_pass, check_inputs
 from .validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
@@ -37,6 +37,34 @@ class History:
     def final(self, name: str) -> np.ndarray:
         """The last record of a metric, ``(S, ...)``."""
         return self.metrics[name][-1]
+
+    def split(self, names: Sequence[str]) -> dict[str, History]:
+        """One :class:`History` per setting of a batch that stacked ``len(names)`` settings of equal
+        seed count along the seed axis, setting-major (as :func:`stack_settings` builds it)."""
+        n_settings = len(names)
+        n_seeds = self.diverged.shape[0]
+        if n_settings == 0 or n_seeds % n_settings:
+            raise ValueError(f"{n_seeds} seeds cannot be split into {n_settings} equal settings {list(names)}")
+        size = n_seeds // n_settings
+        parts = [slice(i * size, (i + 1) * size) for i in range(n_settings)]
+        return {
+            name: History(steps=self.steps, metrics={k: v[:, part] for k, v in self.metrics.items()},
+                          diverged=self.diverged[part], diverged_step=self.diverged_step[part],
+                          weights=[w[part] for w in self.weights])
+            for name, part in zip(names, parts)
+        }
+
+
+def stack_settings(settings: Sequence[Sequence[Tensor | None]]) -> list[Tensor | None]:
+    """Stack several settings (each a list of per-layer ``(S, ...)`` tensors: weights, feedback, biases)
+    into one batch along the seed axis, setting-major; ``None`` entries (FA's unused ``feedback[0]``) stay
+    ``None``. Train the batch once, then :meth:`History.split` it by setting."""
+    if not settings:
+        raise ValueError("settings must hold at least one setting")
+    layers = {len(s) for s in settings}
+    if len(layers) != 1:
+        raise ValueError(f"settings have different numbers of layers {sorted(layers)}")
+    return [None if parts[0] is None else torch.cat(parts) for parts in zip(*settings)]
 
 
 def steps_per_epoch(n_samples: int, batch_size: int | None) -> int:
@@ -101,7 +129,7 @@ def train(
     ``test_loss`` (and ``test_accuracy``); plus whatever ``extra_metrics(weights)`` returns.
     A seed whose loss becomes NaN/inf is marked diverged; its later records are NaN.
     """
-    _validate(weights, x, y, rule, activation, loss, feedback, None)
+    check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback)
     check_int("steps", steps, minimum=0)
     check_int("record_every", record_every, minimum=1)
     n_samples = x.shape[-2]

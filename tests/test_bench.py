@@ -1,6 +1,6 @@
 """The benchmark's bookkeeping (no timing is asserted: timings are not test results)."""
 
-from fa_lib import bench
+from fa_lib.pipeline import bench, pages
 
 
 def test_flop_count_of_a_two_layer_step():
@@ -11,7 +11,7 @@ def test_flop_count_of_a_two_layer_step():
 
 def test_performance_page_without_and_with_a_benchmark():
     times = {("00_primer", "ci"): {"seconds": 12.3, "threads": 1, "started": "2026-01-01T00:00:00+00:00"}}
-    page = bench.performance_markdown(None, times)
+    page = pages.performance_markdown(None, times)
     assert page.startswith("# Performance") and "make bench" in page and "| 00_primer | ci | 12 | 1 |" in page
     fake = {
         "machine": {"date": "d", "cpu": "cpu", "cores": 2, "threads": 1, "python": "3.11", "torch": "t", "git_commit": "c"},
@@ -20,7 +20,7 @@ def test_performance_page_without_and_with_a_benchmark():
         "against_authors": [{"p": 800, "networks": 6, "authors_ms": 1.5, "ours_ms": 0.25, "speedup": 6.0, "gflops": 32.0,
                              "matmul_gflops": 50.0, "fraction_of_matmul": 0.64}],
     }
-    page = bench.performance_markdown(fake, {})
+    page = pages.performance_markdown(fake, {})
     assert "| 4-3 | 2 | 5 | 1.00e-03 | 1.04 | 0.90 |" in page and "| 8 | 200 | 10 | 5.5 |" in page
     assert "| 800 | 6 | 1.500 | 0.250 | 6.0 | 32.0 | 50.0 | 0.64 |" in page and "No chapter has been run yet." in page
 

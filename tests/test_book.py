@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from fa_lib import reproduce
+from fa_lib.pipeline import reproduce
 
 BROWSER = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
 
 
-SOURCES = ("_config.yml", "intro.md", "bibliography.md", "references.bib", "favicon.svg", "benchmark.json")
+SOURCES = ("_config.yml", "intro.md", "notation.md", "bibliography.md", "references.bib", "favicon.svg", "benchmark.json")
 
 
 @pytest.fixture(scope="session")

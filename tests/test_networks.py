@@ -201,3 +201,23 @@ def test_bad_shapes_raise():
         F.init_weights([5, 3], [])
     with pytest.raises(ValueError, match="std"):
         F.init_weights([5, 3], [0], std="xavier")
+
+
+def test_error_carrier_names_the_matrix_each_rule_sends_the_error_through():
+    widths, w, x, y = _problem(2, "mse")
+    fa = F.init_feedback(widths, [0, 1], rule="fa", dtype=DT)
+    dfa = F.init_feedback(widths, [0, 1], rule="dfa", dtype=DT)
+    assert F.error_carrier("bp", w, None, 0) is w[1]
+    assert F.error_carrier("fa", w, fa, 1) is fa[2]
+    assert F.error_carrier("dfa", w, dfa, 0) is dfa[0] and dfa[0].shape[-2] == widths[-1]
+    with pytest.raises(ValueError, match="rule='sgd'"):
+        F.error_carrier("sgd", w, fa, 0)
+
+
+def test_check_inputs_is_the_check_every_pass_runs():
+    widths, w, x, y = _problem(2, "mse")
+    F.check_inputs(w, x, y, rule="bp", activation="relu")  # valid: no error
+    with pytest.raises(ValueError, match="x has shape"):
+        F.check_inputs(w, x[..., :3], y, rule="bp", activation="relu")
+    with pytest.raises(ValueError, match=r"biases\[0\] has shape"):
+        F.check_inputs(w, x, y, rule="bp", activation="relu", biases=[torch.zeros(2, 9, dtype=DT)] * len(w))

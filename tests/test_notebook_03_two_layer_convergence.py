@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import assert_rejects_parameter
 
-from fa_lib import song
+from fa_lib.chapters import two_layer_convergence as song
 
 pytestmark = pytest.mark.notebook
 

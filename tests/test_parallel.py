@@ -2,7 +2,8 @@
 
 import pytest
 
-from fa_lib import parallel, song
+from fa_lib import parallel
+from fa_lib.chapters import two_layer_convergence as song
 
 
 def test_jobs_give_the_same_results_in_order_with_any_number_of_workers():

@@ -14,7 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fa_lib import reproduce as R
+from fa_lib.pipeline import pages
+from fa_lib.pipeline import reproduce as R
 
 pytestmark = pytest.mark.notebook
 
@@ -29,6 +30,8 @@ r = F.Results(STEM, profile=profile, parameters={"profile": profile}, seeds=[see
 r.claim("T1", statement="a claim that holds", expected="1", measured=1, tolerance="exact", passed=True)
 r.claim("T2", statement="a claim that " + ("deviates" if STEM.startswith("02") else "holds"), expected="0",
         measured=0.123456, tolerance="exact", passed=not STEM.startswith("02"))
+if STEM.startswith("02"):
+    r.skip_claim("T3", statement="a claim this profile cannot test", reason="needs the paper profile")
 r.save()
 '''
 
@@ -36,7 +39,7 @@ r.save()
 def _notebook(path: Path) -> None:
     params = nbformat.v4.new_code_cell('profile = "default"\nseed = 0\nresults_dir = "results"', metadata={"tags": ["parameters"]})
     body = nbformat.v4.new_code_cell(f"STEM = {path.stem!r}\n" + CHAPTER)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {path.stem}"), params, body])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"Intro text.\n\n# Chapter {path.stem[3:]}\n\nMore."), params, body])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -47,6 +50,8 @@ def project(tmp_path) -> R.Project:
     notebooks.mkdir()
     library.mkdir()
     (library / "model.py").write_text("VERSION = 1\n")
+    (library / "pipeline").mkdir()
+    (library / "pipeline" / "pages.py").write_text("STYLE = 1\n")
     for stem in ("01_alpha", "02_beta"):
         _notebook(notebooks / f"{stem}.ipynb")
     return R.Project(notebooks=notebooks, results=tmp_path / "results", book=tmp_path / "book", library=library)
@@ -56,12 +61,14 @@ def _mtimes(project: R.Project) -> dict[str, float]:
     return {s: project.executed("ci", s).stat().st_mtime_ns for s in project.chapters()}
 
 
-def test_second_run_executes_nothing_and_library_edits_invalidate(project, capsys):
+def test_second_run_executes_nothing_library_edits_invalidate_pipeline_edits_do_not(project, capsys):
     assert R.main(["--profile", "ci", "--no-book", "--jobs", "2"], project) == 0
     before = _mtimes(project)
     assert R.run_chapters(project, "ci", project.chapters(), jobs=2) == {"01_alpha": "cached", "02_beta": "cached"}
     assert _mtimes(project) == before
-    (project.library / "model.py").write_text("VERSION = 2\n")  # any library edit invalidates every chapter
+    (project.library / "pipeline" / "pages.py").write_text("STYLE = 2\n")  # the pipeline is not a chapter input
+    assert R.run_chapters(project, "ci", project.chapters(), jobs=2) == {"01_alpha": "cached", "02_beta": "cached"}
+    (project.library / "model.py").write_text("VERSION = 2\n")  # any core or chapter edit invalidates every chapter
     assert R.run_chapters(project, "ci", project.chapters(), jobs=2) == {"01_alpha": "ran", "02_beta": "ran"}
     assert R.run_chapters(project, "ci", ["01_alpha"], jobs=1, force=True) == {"01_alpha": "ran"}
     nb = project.notebooks / "02_beta.ipynb"
@@ -107,7 +114,7 @@ def test_damaged_outputs_are_recomputed(project, damage):
 
 
 def test_killed_run_keeps_finished_chapters_and_resumes(project):
-    code = (f"import sys; from pathlib import Path; from fa_lib import reproduce as R; "
+    code = (f"import sys; from pathlib import Path; from fa_lib.pipeline import reproduce as R; "
             f"p = R.Project(notebooks=Path({str(project.notebooks)!r}), results=Path({str(project.results)!r}), "
             f"book=Path({str(project.book)!r}), library=Path({str(project.library)!r})); "
             f"sys.exit(R.main(['--profile', 'ci', '--no-book', '--jobs', '1'], p))")
@@ -144,13 +151,15 @@ def test_deviating_claims_are_findings_not_failures(project, capsys):
     assert R.main(["--profile", "ci", "--no-book"], project) == 0
     out = capsys.readouterr().out
     assert "deviates: 02_beta T2" in out
-    rows = R.scorecard_rows(project, "ci", project.chapters() + ["03_gamma"])
+    rows = pages.scorecard_rows(project, "ci", project.chapters() + ["03_gamma"])
     verdicts = {(r["chapter"], r["id"]): r["verdict"] for r in rows}
     assert verdicts == {("01_alpha", "T1"): "reproduced", ("01_alpha", "T2"): "reproduced", ("02_beta", "T1"): "reproduced",
-                        ("02_beta", "T2"): "deviates", ("03_gamma", "(all)"): "not run"}
+                        ("02_beta", "T2"): "deviates", ("02_beta", "T3"): "not evaluated", ("03_gamma", "(all)"): "not run"}
     project.book.mkdir()
-    page = R.write_scorecard_page(project.book, rows, "ci").read_text()
-    assert "3 reproduced, 1 deviate, 1 not run" in page and "| 0.1235 |" in page
+    page = pages.write_scorecard_page(project.book, rows, "ci").read_text()
+    assert "3 reproduced, 1 deviate, 1 not evaluated, 1 not run" in page and "| 0.1235 |" in page
+    assert "[Chapter alpha](generated/01_alpha.ipynb)" in page  # titles come from the notebooks' first heading
+    assert "| T3 | *not evaluated* | a claim this profile cannot test |  | needs the paper profile |" in page
 
 
 def test_bad_arguments_are_rejected(project, capsys):

@@ -26,7 +26,7 @@ def test_results_file_has_every_key_and_provenance(tmp_path):
     assert data["notebook"] == "99_test" and data["profile"] == "ci"
     assert data["metrics"] == {"acc": 0.5, "table": [{"a": 1.5, "b": [1, 2]}]}
     assert data["claims"] == [{"id": "X1", "paper": "test", "statement": "s", "expected": "e", "measured": {"v": 0.25},
-                               "tolerance": "t because u", "passed": True, "kind": "paper"}]
+                               "tolerance": "t because u", "passed": True, "verdict": "reproduced", "kind": "paper"}]
     prov = data["provenance"]
     assert {"git_commit", "python", "torch", "numpy", "threads", "seeds", "started", "seconds"} <= set(prov)
     assert prov["seeds"] == [0, 1] and prov["threads"] == torch.get_num_threads()
@@ -36,6 +36,41 @@ def test_nan_is_stored_as_null_and_objects_are_refused(tmp_path):
     assert F.to_jsonable([float("nan"), float("inf"), 1.0]) == [None, None, 1.0]
     with pytest.raises(TypeError, match="object"):
         F.to_jsonable(object())
+
+
+def test_a_claim_not_evaluated_is_recorded_with_its_reason(tmp_path):
+    r = _results(tmp_path)
+    r.skip_claim("X2", statement="s", reason="needs p >= 400")
+    r.claim("X3", statement="s", expected="e", measured=1, tolerance="t", passed=False)
+    assert [c["verdict"] for c in r.claims] == ["not evaluated", "deviates"]
+    assert r.claims[0]["reason"] == "needs p >= 400" and r.claims[0]["passed"] is None
+    table = r.claims_table()
+    assert "| X2 | s |  | needs p >= 400 | *not evaluated* |" in table and "**deviates**" in table
+    with pytest.raises(ValueError, match="reason"):
+        r.skip_claim("X4", statement="s", reason="")
+    with pytest.raises(ValueError, match="twice"):
+        r.skip_claim("X2", statement="s", reason="again")
+
+
+def test_seeds_are_added_as_the_run_draws_them(tmp_path):
+    r = _results(tmp_path, seeds=[3])
+    r.add_seeds([5, 3, 1])
+    assert r.provenance()["seeds"] == [1, 3, 5]
+
+
+def test_start_chapter_checks_parameters_and_opens_the_results(tmp_path):
+    profiles = {"ci": {"n": 1}, "default": {"n": 2}, "paper": {"n": 3}}
+    config, results = F.start_chapter("99_test", paper="test", profiles=profiles, profile="default", seed=4,
+                                      results_dir=str(tmp_path), threads=1, parameters={"dataset": "auto"})
+    assert config == {"n": 2} and torch.get_num_threads() == 1
+    assert results.parameters == {"profile": "default", "seed": 4, "device": "cpu", "threads": 1, "dataset": "auto", "n": 2}
+    assert results.path == tmp_path / "default" / "99_test.json" and not results.path.exists()
+    for name, value, message in [("profile", "fast", "profile='fast' is not allowed"), ("seed", -1, "seed=-1"),
+                                 ("threads", 0, "threads=0"), ("device", "tpu", "device='tpu'")]:
+        kwargs = dict(profile="ci", seed=0, results_dir=str(tmp_path), threads=1) | {name: value}
+        with pytest.raises(ValueError, match=message):
+            F.start_chapter("99_test", paper="test", profiles=profiles, **kwargs)
+    assert not (tmp_path / "ci").exists()
 
 
 def test_claim_ids_are_unique(tmp_path):

@@ -142,3 +142,21 @@ def test_bad_parameters_raise(kwargs, match):
     args = dict(rule="bp", activation="tanh", lr=0.1, steps=5, progress=False) | kwargs
     with pytest.raises(ValueError, match=match):
         F.train(w, x, y, **args)
+
+
+def test_settings_stacked_in_one_batch_split_back_into_their_own_histories():
+    w, fb, x, y = _setup()
+    kw = dict(rule="fa", activation="tanh", steps=6, record_every=3, progress=False)
+    small = [0.1 * t for t in w]
+    batch = F.train(F.stack_settings([w, small]), torch.cat([x, x]), torch.cat([y, y]), lr=0.05,
+                    feedback=F.stack_settings([fb, fb]), **kw)
+    parts = batch.split(["lecun", "small"])
+    alone = F.train(small, x, y, lr=0.05, feedback=fb, **kw)
+    assert list(parts) == ["lecun", "small"] and parts["small"].diverged.shape == (len(SEEDS),)
+    for name in alone.metrics:
+        np.testing.assert_allclose(parts["small"].metrics[name], alone.metrics[name], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(parts["small"].weights[1], alone.weights[1])
+    with pytest.raises(ValueError, match="cannot be split"):
+        batch.split(["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="different numbers of layers"):
+        F.stack_settings([w, w[:1]])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fa_lib as F
-from fa_lib import fixed_points as fp
+from fa_lib.chapters import why_align as fp
 
 DT = torch.float64
 SEEDS = [0, 1, 2]
@@ -270,13 +270,6 @@ def test_rank_one_feedback():
         fp.rank_one_feedback([5, 3], [0])
     with pytest.raises(ValueError, match="std"):
         fp.rank_one_feedback(widths, [0], std=-1.0)
-
-
-def test_classification_accuracy_by_hand():
-    w = [torch.eye(2, dtype=DT).unsqueeze(0), torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]], dtype=DT)]
-    x = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [1.0, 1.1]], dtype=DT)
-    y = torch.tensor([0, 1, 2, 0])
-    torch.testing.assert_close(fp.classification_accuracy(w, x, y, activation="relu"), torch.tensor([0.5], dtype=DT))
 
 
 # --------------------------------------------------------------------------- the scalar toy

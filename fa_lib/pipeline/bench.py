@@ -1,4 +1,4 @@
-"""``python -m fa_lib.bench`` (``make bench``): speed measured as ratios within one run.
+"""``python -m fa_lib.pipeline.bench`` (``make bench``): speed measured as ratios within one run.
 
 The machines this runs on are shared and noisy, so every result is a ratio of two timings
 taken side by side in the same run (interleaved, median of repeats), never an absolute
@@ -12,8 +12,8 @@ time on its own:
   GFLOP/s against the machine's own matrix product, all timed in the same run;
 * the wall time of each chapter at each profile, from the results files that exist.
 
-Results go to ``results/benchmark.json`` and, through :func:`performance_markdown`, to the
-book's Performance page.
+Results go to ``results/benchmark.json`` and, through :func:`fa_lib.pipeline.pages.performance_markdown`,
+to the book's Performance page.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .networks import backward_pass, init_feedback, init_weights
-from .results import git_commit, to_jsonable
+from ..chapters import two_layer_convergence as song
+from ..networks import backward_pass, init_feedback, init_weights
+from ..results import git_commit, to_jsonable
 
 REPEATS = 7
 
@@ -77,9 +78,7 @@ def fa_vs_bp_step(widths=(784, 256, 256, 10), seeds: int = 8, batch: int = 100, 
 
 
 def _two_layer_step(activation: str, p: int, networks: int, steps: int) -> Callable[[], Any]:
-    """``steps`` updates of the Song chapter's step (:class:`fa_lib.song.TwoLayerStep`, row-space form) on a batch."""
-    from . import song
-
+    """``steps`` updates of the Song chapter's step (:class:`fa_lib.chapters.two_layer_convergence.TwoLayerStep`, row-space form) on a batch."""
     x, y, weights, b = song._prepared(activation, p, list(range(networks)), song.N_SAMPLES, song.INPUT_DIM,
                                       torch.float32, "cpu")
     stepper = song.TwoLayerStep(x, y, weights, b, rule="fa", activation=activation, lr=song.LEARNING_RATES[activation],
@@ -163,7 +162,7 @@ def matmul_gflops(size: int = 1024) -> float:
 
 
 def two_layer_flops_per_step(seeds: int, n: int, p: int) -> int:
-    """Floating-point operations (multiply-adds x 2) of one step of :class:`fa_lib.song.TwoLayerStep` on a
+    """Floating-point operations (multiply-adds x 2) of one step of :class:`fa_lib.chapters.two_layer_convergence.TwoLayerStep` on a
     nonlinear network: the product ``(K diag e)(psi' b)`` that updates the pre-activations (``n n p``),
     the output ``h beta^T`` and ``dMSE/dbeta = e^T h`` (``n p`` each). The elementwise passes are not counted."""
     return 2 * seeds * (n * n * p + 2 * n * p)
@@ -171,9 +170,8 @@ def two_layer_flops_per_step(seeds: int, n: int, p: int) -> int:
 
 def against_authors_method(widths=(200, 800, 3200), activation: str = "relu") -> list[dict[str, Any]]:
     """Per network-step time of the authors' method (one network at a time, autograd, d = 150) and of
-    ours (a cache-sized batch, :func:`fa_lib.song.cache_block`), interleaved in one run; their ratio;
+    ours (a cache-sized batch, :func:`fa_lib.chapters.two_layer_convergence.cache_block`), interleaved in one run; their ratio;
     our GFLOP/s against the machine's float32 matrix product measured in the same run."""
-    from . import song
 
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(1024, 1024, generator=gen), torch.randn(1024, 1024, generator=gen)
@@ -220,56 +218,9 @@ def run_benchmark(threads: int = 1) -> dict[str, Any]:
     return {"machine": machine(), "fa_vs_bp": step, "batched_vs_separate": batching, "against_authors": sweep}
 
 
-def performance_markdown(bench: dict[str, Any] | None, chapter_times: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """The book's Performance page, generated from the benchmark JSON and the results files."""
-    lines = ["# Performance", ""]
-    if bench is None:
-        lines += ["No benchmark has been run in this checkout: `make bench` measures it and the next book build shows it here.", ""]
-    elif "against_authors" not in bench:
-        lines += ["The benchmark file was written by an older version of `make bench`; run `make bench` again to see it here.", ""]
-    else:
-        m = bench["machine"]
-        lines += [
-            f"Measured by `make bench` ({bench.get('source', 'this checkout')}) on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), "
-            f"Python {m['python']}, torch {m['torch']}, commit `{m['git_commit']}`. Every figure below is a ratio of "
-            "timings taken side by side in the same run (the median of interleaved repeats), because absolute times "
-            "on a shared machine are not a result.", "",
-            "## FA costs what BP costs", "",
-            "| network | seeds | batch | BP s/step | FA / BP | DFA / BP |", "| --- | --- | --- | --- | --- | --- |",
-        ]
-        s = bench["fa_vs_bp"]
-        lines += [f"| {'-'.join(map(str, s['widths']))} | {s['seeds']} | {s['batch']} | {s['seconds_per_step']['bp']:.2e} | "
-                  f"{s['fa_over_bp']:.2f} | {s['dfa_over_bp']:.2f} |", ""]
-        lines += ["## Networks batched in one computation", "",
-                  "The two-layer step of the Song, Xu & Lafferty chapter (ReLU, n = 50, d = 150).", "",
-                  "| S | p | steps | S separate runs / one batched run |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r['S']} | {r['p']} | {r['steps']} | {r['speedup']:.1f} |" for r in bench["batched_vs_separate"]]
-        lines += ["", "## Against the authors' method", "",
-                  "Time per network and step of the two-layer protocol (ReLU, n = 50, FA), measured side by side: the "
-                  "authors' method (one `nn.Module` per network, a custom autograd function carrying the error back "
-                  "through b, `nn.MSELoss`, `torch.optim.SGD`, d = 150, one network at a time; written after their code) "
-                  "against ours (`song.TwoLayerStep`: a cache-sized batch of networks, row-space inputs of dimension "
-                  "n = 50, the update computed in place). The last columns give our float32 rate against the machine's "
-                  "own 1024 x 1024 matrix product, timed in the same run.", "",
-                  "| p | networks batched | authors' method, ms | ours, ms | speed-up | our GFLOP/s | matmul GFLOP/s | fraction |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['p']} | {r['networks']} | {r['authors_ms']:.3f} | {r['ours_ms']:.3f} | {r['speedup']:.1f} | "
-                  f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['fraction_of_matmul']:.2f} |" for r in bench["against_authors"]]
-        lines.append("")
-    lines += ["## Chapter wall times", "",
-              "From the results files of this checkout (each run's own `provenance.seconds`; threads as recorded).", ""]
-    if chapter_times:
-        lines += ["| chapter | profile | seconds | threads | started |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {stem} | {profile} | {prov['seconds']:.0f} | {prov['threads']} | {prov['started']} |"
-                  for (stem, profile), prov in sorted(chapter_times.items())]
-    else:
-        lines.append("No chapter has been run yet.")
-    return "\n".join(lines) + "\n"
-
-
 def main() -> int:
     result = run_benchmark()
-    out = Path(__file__).resolve().parents[1] / "results" / "benchmark.json"
+    out = Path(__file__).resolve().parents[2] / "results" / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(to_jsonable(result), indent=2) + "\n")
     print(f"wrote {out}")

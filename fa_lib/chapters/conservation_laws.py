@@ -1,4 +1,6 @@
-"""Layer-wise conservation laws of feedback alignment (Robertson & Koyejo, 2023) and GD's balancedness.
+"""Chapter "Conservation laws" (``notebooks/02_conservation_laws.ipynb``; book page ``generated/02_conservation_laws``).
+
+Layer-wise conservation laws of feedback alignment (Robertson & Koyejo, 2023) and GD's balancedness.
 
 Index conventions. The paper numbers the weights ``W_1, ..., W_L``; the library's
 ``weights[i]`` is the paper's ``W_{i+1}`` and FA's ``feedback[i]`` (shaped like
@@ -32,9 +34,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .alignment import weight_alignment
-from .networks import Backward, _validate, backward_pass, check_biases, forward, loss_and_output_delta
-from .validation import check_choice, check_int
+from ..alignment import weight_alignment
+from ..networks import Backward, backward_pass, check_biases, check_inputs, error_carrier, forward, loss_and_output_delta
+from ..validation import check_choice, check_int
 
 Tensor = torch.Tensor
 LAW_RULES = ("fa", "bp")
@@ -68,7 +70,7 @@ def _law_terms(
     out = []
     for k in range(1, len(weights)):
         w_in, w_out, b = weights[k - 1], weights[k], None if biases is None else biases[k - 1]
-        partner = feedback[k] if rule == "fa" else w_out
+        partner = error_carrier(rule, weights, feedback, k - 1)
         if per_neuron:
             incoming = (w_in**2).sum(dim=-1) + (0 if b is None else b**2)
             outgoing = (w_out * partner).sum(dim=-2)
@@ -330,7 +332,7 @@ def conservation_trajectory(
     taken at step 0, every ``record_every`` steps and at the end. See :class:`Trajectory`.
     """
     check_choice("rule", rule, LAW_RULES)
-    _validate(weights, x, y, rule, activation, loss, feedback, biases)
+    check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback, biases=biases)
     _check_law_arguments(weights, "fa", feedback, biases)
     check_int("steps", steps, minimum=1)
     check_int("record_every", record_every, minimum=1)

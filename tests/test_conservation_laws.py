@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fa_lib as F
-from fa_lib.conservation import (
+from fa_lib.chapters.conservation_laws import (
     alignment_identity,
     conservation_trajectory,
     conserved_quantities,

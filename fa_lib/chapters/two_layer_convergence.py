@@ -1,6 +1,8 @@
-"""Song, Xu & Lafferty (NeurIPS 2021): two-layer networks trained with random backpropagation weights.
+"""Chapter "Two-layer convergence" (``notebooks/03_two_layer_convergence.ipynb``; book page ``generated/03_two_layer_convergence``).
 
-Model (``shared/papers/song_xu_lafferty_2021.md``): ``f(x) = (1/sqrt(p)) sum_r beta_r psi(w_r^T x)``,
+Song, Xu & Lafferty (NeurIPS 2021): two-layer networks trained with random backpropagation weights.
+
+Model (the paper's section 2 and the authors' simulation code): ``f(x) = (1/sqrt(p)) sum_r beta_r psi(w_r^T x)``,
 no biases, with ``W`` (p x d), ``beta`` (1 x p) and the fixed feedback vector ``b`` (1 x p)
 all i.i.d. N(0, 1). In fa_lib's terms it is the network ``[W, beta]`` with
 ``layer_scales=[1, 1/sqrt(p)]`` and FA feedback ``[None, b]``; the alignment is
@@ -27,18 +29,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .alignment import cosine
-from .data import ClassificationData, teacher_data
-from .networks import (
+from ..alignment import cosine
+from ..data import ClassificationData, load_dataset, teacher_data
+from ..networks import (
     ACTIVATIONS,
     activation_function,
+    error_carrier,
     forward,
     init_feedback,
     init_weights,
     loss_and_output_delta,
 )
-from .training import History, steps_per_epoch, summarize_seeds, train
-from .validation import check_choice, check_int, check_positive
+from ..training import History, steps_per_epoch, summarize_seeds, train
+from ..validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
 
@@ -74,8 +77,8 @@ REAL_RUNS = 10
 
 # The authors' final alignment cos(beta, b): mean and sd over their 50 trials, as published with
 # their code (linear lr 1e-3, ReLU lr 1e-2, tanh lr 0.1). Keys (activation, lam) -> {p: (mean, sd)}.
-# Their sigmoid table is kept back by the book's specification, to check this chapter on a case
-# it was not tuned on, so sigmoid has no entry.
+# Their sigmoid table is deliberately not used: sigmoid is a case this chapter was not tuned on,
+# run as a check, so it has no entry.
 def _table(rows: dict[float, list[tuple[float, float]]], activation: str) -> dict:
     return {(activation, lam): dict(zip(WIDTHS, cells)) for lam, cells in rows.items()}
 
@@ -334,8 +337,8 @@ class TwoLayerStep:
 
     @property
     def partner(self) -> Tensor:
-        """The vector that carries the error back: ``b`` (FA) or ``beta`` itself (BP), ``(S, 1, p)``."""
-        return self.b if self.rule == "fa" else self.beta
+        """The vector that carries the error back (:func:`fa_lib.networks.error_carrier`): ``b`` (FA) or ``beta`` (BP), ``(S, 1, p)``."""
+        return error_carrier(self.rule, [self.w, self.beta], [None, self.b], 0)
 
     def weights(self) -> list[Tensor]:
         """The current ``[W (S, p, k), beta (S, 1, p)]`` (copies)."""
@@ -875,9 +878,9 @@ def run_curve_cell(
     ]
     final_weights = [torch.cat([r.weights[i] for r in runs]) for i in range(2)]
     x64, y64, lam64 = x.double(), y.double(), lam.to(device)
-    partner = (lambda beta: b.double() if rule == "fa" else beta.double())
-    g0, h0 = kernels([w.double() for w in weights], x64, activation, partner(weights[1]))
-    g_final, h_final = kernels([w.double() for w in final_weights], x64, activation, partner(final_weights[1]))
+    g0, h0 = kernels([w.double() for w in weights], x64, activation, error_carrier(rule, weights, [None, b], 0).double())
+    g_final, h_final = kernels([w.double() for w in final_weights], x64, activation,
+                               error_carrier(rule, final_weights, [None, b], 0).double())
     mse = np.concatenate([r.mse for r in runs], axis=1)
     slope, r2, _ = tail_fit(mse)
     return CurveCell(
@@ -979,7 +982,7 @@ def plateau_rows(cells: Sequence[CurveCell]) -> list[dict]:
     return rows
 
 
-# The spec's tolerances against the authors' tables (``shared`` spec, "What the chapter must show").
+# Tolerances against the authors' tables (the chapter gives their reasons beside each claim).
 # lambda > 0: 0.08, about two of the authors' per-trial sds (0.01-0.07), for float32 and data differences.
 ALIGNED_TOLERANCE = 0.08
 # lambda = 0: two standard errors of our mean if our spread equals theirs, + 0.02 for their own
@@ -1184,7 +1187,5 @@ def run_real_data_on(dataset: str = "auto", *, n_train: int | None = None, n_tes
                      device: str | torch.device = "cpu", **kwargs) -> RealDataRun:
     """Load ``dataset`` (:func:`fa_lib.data.load_dataset`, offline) and run :func:`run_real_data` on it
     (``kwargs``): one job for :func:`fa_lib.parallel.run_parallel`."""
-    from .data import load_dataset
-
     data = load_dataset(dataset, n_train=n_train, n_test=n_test, device=device)
     return run_real_data(data, device=device, **kwargs)

@@ -1,6 +1,8 @@
-"""Fixed points of the FA and DFA updates and their stability (Chu & Bacho, 2024).
+"""Chapter "Why do they align?" (``notebooks/01_why_align.ipynb``; book page ``generated/01_why_align``).
 
-Conventions (``shared/papers/notation.md``): ``weights[i]`` is ``(S, n_{i+1}, n_i)`` with
+Fixed points of the FA and DFA updates and their stability (Chu & Bacho, 2024).
+
+Conventions (the book's notation page, ``book/notation.md``): ``weights[i]`` is ``(S, n_{i+1}, n_i)`` with
 one leading seed dimension ``S``; ``x`` is ``(S, N, n_0)`` or ``(N, n_0)``; targets ``y``
 are ``(S, N, n_L)``. The loss is ``"mse"``, ``L = (1/N) sum_n 1/2 ||f_n - y_n||^2``.
 
@@ -33,11 +35,11 @@ from collections.abc import Sequence
 import torch
 from torch.func import jacfwd, jacrev
 
-from .alignment import cosine
-from .data import gaussian_inputs
-from .networks import RULES, backward_pass, forward, init_weights, seeded_normal
-from .training import train
-from .validation import check_choice, check_int, check_positive
+from ..alignment import cosine
+from ..data import gaussian_inputs
+from ..networks import RULES, backward_pass, forward, init_weights, seeded_normal
+from ..training import train
+from ..validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
 
@@ -417,13 +419,6 @@ def rank_one_feedback(
     draws = seeded_normal(shapes, seeds, [1.0] * len(shapes), stream="feedback-rank1", dtype=dtype, device=device)
     pairs = zip(draws[0::2], draws[1::2], stds)
     return [None, *[c * u.unsqueeze(-1) * v.unsqueeze(-2) for u, v, c in pairs]]
-
-
-def classification_accuracy(weights: Sequence[Tensor], x: Tensor, y: Tensor, *, activation: str) -> Tensor:
-    """Fraction of samples whose largest output is the label: ``(S,)``."""
-    with torch.no_grad():
-        output = forward(weights, x, activation).output
-    return (output.argmax(-1) == y).to(output.dtype).mean(-1)
 
 
 # --------------------------------------------------------------------------- the scalar toy

@@ -1,11 +1,13 @@
-"""``python -m fa_lib.reproduce``: execute the chapters with papermill, then build the book.
+"""``python -m fa_lib.pipeline.reproduce``: execute the chapters with papermill, then build the book.
 
 For a profile P each chapter ``notebooks/<stem>.ipynb`` produces, under ``results/P/``:
 
 * ``<stem>.json``: the results file the notebook writes (atomically) in its last cell;
 * ``executed/<stem>.ipynb``: the executed copy (written to a temporary name, then renamed);
 * ``executed/<stem>.inputs``: the SHA-256 of the chapter's inputs (the notebook, the
-  profile, every source file of ``fa_lib`` and where the datasets were found), written last.
+  profile, every source file of ``fa_lib`` outside this pipeline package and where the
+  datasets were found), written last. Editing the pipeline (this module, the page writers,
+  the benchmark) therefore leaves every chapter cached.
 
 A chapter whose three files exist, whose results file reads back whole and whose inputs
 key matches is not executed again (``--force`` re-runs it). An interrupted run therefore
@@ -33,17 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DATASETS, find_dataset
-from .results import compact, load_results
-from .validation import PROFILES, check_choice, check_int
+from ..data import DATASETS, find_dataset
+from ..results import load_results
+from ..validation import PROFILES, check_choice, check_int
+from .pages import print_scorecard, scorecard_rows, write_performance_page, write_scorecard_page, write_toc
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTER_TITLES = {
-    "00_primer": "Feedback alignment in one page",
-    "01_why_align": "Why do they align?",
-    "02_conservation_laws": "Conservation laws",
-    "03_two_layer_convergence": "Two-layer convergence",
-}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -70,14 +67,16 @@ class Project:
 
 
 def inputs_key(project: Project, profile: str, stem: str) -> str:
-    """SHA-256 over the notebook, the profile, every ``.py`` file of the library and where each
+    """SHA-256 over the notebook, the profile, every ``.py`` file of the library's core and chapter
+    wings (not :mod:`fa_lib.pipeline`, which runs chapters but is not run by them) and where each
     dataset was found (installing MNIST changes what ``dataset="auto"`` reads)."""
     digest = hashlib.sha256()
     digest.update(profile.encode())
     for name in DATASETS:
         digest.update(f"{name}:{find_dataset(name)}".encode())
     digest.update((project.notebooks / f"{stem}.ipynb").read_bytes())
-    for path in sorted(project.library.rglob("*.py")):
+    pipeline = project.library / "pipeline"
+    for path in sorted(p for p in project.library.rglob("*.py") if pipeline not in p.parents):
         digest.update(str(path.relative_to(project.library)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -164,106 +163,7 @@ def run_chapters(
     return {stem: status[stem] for stem in stems}
 
 
-# --------------------------------------------------------------------------- scorecard
-def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list[dict[str, str]]:
-    """One row per claim of every chapter; a chapter without a valid results file is one
-    "not run" row."""
-    rows = []
-    for stem in stems:
-        try:
-            claims = load_results(project.results_file(profile, stem))["claims"]
-        except ValueError:
-            rows.append({"chapter": stem, "paper": "", "id": "(all)", "statement": "the chapter has no results at this profile",
-                         "expected": "", "measured": "", "tolerance": "", "verdict": "not run"})
-            continue
-        for claim in claims:
-            rows.append({
-                "chapter": stem, "paper": claim["paper"], "id": claim["id"], "statement": claim["statement"],
-                "expected": claim["expected"], "measured": compact(claim["measured"]), "tolerance": claim["tolerance"],
-                "verdict": "reproduced" if claim["passed"] else "deviates",
-            })
-    return rows
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: str) -> Path:
-    """``book/scorecard.md``, generated from the results files (nothing typed by hand)."""
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("reproduced", "deviates", "not run")}
-    lines = [
-        "# Reproduction scorecard", "",
-        f"Every claim of every chapter at the `{profile}` profile, generated from `results/{profile}/*.json` "
-        "when the book was built. *Reproduced*: the measured value met the tolerance; *deviates*: it did "
-        "not, and the chapter shows and discusses the numbers; *not run*: the chapter has no results file "
-        "at this profile.", "",
-        f"Totals: {counts['reproduced']} reproduced, {counts['deviates']} deviate, {counts['not run']} not run.", "",
-        "| chapter | claim | verdict | statement | expected | measured | tolerance | paper |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        link = f"[{CHAPTER_TITLES.get(r['chapter'], r['chapter'])}](generated/{r['chapter']}.ipynb)"
-        if r["verdict"] == "not run":
-            link = CHAPTER_TITLES.get(r["chapter"], r["chapter"])
-        verdict = {"reproduced": "reproduced", "deviates": "**deviates**", "not run": "*not run*"}[r["verdict"]]
-        cells = [link, r["id"], verdict, r["statement"], r["expected"], r["measured"], r["tolerance"], r["paper"]]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    page = book / "scorecard.md"
-    page.write_text("\n".join(lines) + "\n")
-    return page
-
-
-def print_scorecard(rows: Sequence[dict[str, str]], status: dict[str, str], profile: str) -> None:
-    """The terminal summary: per chapter status and counts, then every claim that deviates."""
-    print(f"\nReproduction scorecard ({profile} profile)")
-    print(f"{'chapter':28s} {'run':10s} {'reproduced':>10s} {'deviates':>9s}")
-    for stem, state in status.items():
-        mine = [r for r in rows if r["chapter"] == stem]
-        ok = sum(r["verdict"] == "reproduced" for r in mine)
-        bad = sum(r["verdict"] == "deviates" for r in mine)
-        print(f"{stem:28s} {state.split(':')[0]:10s} {ok:10d} {bad:9d}")
-    deviating = [r for r in rows if r["verdict"] == "deviates"]
-    for r in deviating:
-        print(f"  deviates: {r['chapter']} {r['id']}: {r['statement']} expected {r['expected']}; measured {r['measured']}")
-    for stem, state in status.items():
-        if state.startswith("failed"):
-            print(f"  FAILED to run: {stem}: {state[len('failed: '):]}")
-
-
 # --------------------------------------------------------------------------- book
-def write_performance_page(project: Project, profile: str, stems: Sequence[str]) -> Path:
-    """``book/performance.md`` from the benchmark's JSON and each chapter's recorded run time."""
-    from .bench import performance_markdown
-
-    # A local `make bench` wins; otherwise the book's recorded run (book/benchmark.json).
-    bench_file = next((f for f in (project.results / "benchmark.json", project.book / "benchmark.json") if f.is_file()), None)
-    bench = json.loads(bench_file.read_text()) if bench_file else None
-    if bench is not None:
-        bench["source"] = "this checkout's `make bench`" if bench_file.parent == project.results else "the run recorded with the book"
-    times = {}
-    for p in PROFILES:
-        for stem in stems:
-            try:
-                prov = load_results(project.results_file(p, stem))["provenance"]
-            except ValueError:
-                continue
-            times[(stem, p)] = prov
-    page = project.book / "performance.md"
-    page.write_text(performance_markdown(bench, times))
-    return page
-
-
-def write_toc(book: Path, stems: Sequence[str]) -> Path:
-    """``_toc.yml``: introduction, the executed chapters, scorecard, performance, bibliography."""
-    lines = ["# Generated by fa_lib.reproduce from the executed chapters; do not edit.", "format: jb-book", "root: intro", "chapters:"]
-    lines += [f"  - file: generated/{stem}" for stem in stems]
-    lines += [f"  - file: {page}" for page in ("scorecard", "performance", "bibliography") if (book / f"{page}.md").is_file()]
-    toc = book / "_toc.yml"
-    toc.write_text("\n".join(lines) + "\n")
-    return toc
-
-
 def assemble_book(project: Project, profile: str, stems: Sequence[str]) -> list[str]:
     """Copy the profile's executed chapters into ``book/generated`` (dropping stale ones) and
     write the generated pages; returns the chapters the book will show."""
@@ -290,7 +190,7 @@ def build_book(book: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None, project: Project | None = None) -> int:
     project = project or Project()
-    parser = argparse.ArgumentParser(prog="python -m fa_lib.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fa_lib.pipeline.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default", help=f"one of {list(PROFILES)}")
     parser.add_argument("--chapter", default=None, help="run only this chapter (notebook stem, e.g. 00_primer)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="chapters run in parallel")

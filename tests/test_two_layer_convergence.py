@@ -1,4 +1,4 @@
-"""Unit tests of fa_lib.song (float64 theory checks on hand-made and tiny cases)."""
+"""Unit tests of fa_lib.chapters.two_layer_convergence (float64 theory checks on hand-made and tiny cases)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from fa_lib.data import ClassificationData, gaussian_inputs
 from fa_lib.networks import backward_pass, forward, init_weights
-from fa_lib.song import (
+from fa_lib.chapters.two_layer_convergence import (
     AlignmentCell,
     StopRule,
     TwoLayerStep,
