@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from .alignment import gradient_alignment, signal_alignment, weight_alignment
-from .networks import backward_pass, check_inputs
+from .networks import Backward, backward_pass, check_inputs
 from .validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
@@ -25,7 +25,8 @@ class History:
     ``steps``: ``(R,)`` step numbers of the records (0 = before the first update).
     ``metrics[name]``: ``(R, S, ...)`` numpy arrays; NaN for a seed from the record at
     which it diverged onwards. ``diverged``: ``(S,)`` bool; ``diverged_step``: ``(S,)``,
-    the first step whose loss was NaN/inf (-1 if never). ``weights``: the final weights.
+    the first step whose loss was NaN/inf (-1 if never). ``weights``: the final weights;
+    ``biases``: the final biases (``None`` when none were trained).
     """
 
     steps: np.ndarray
@@ -33,6 +34,7 @@ class History:
     diverged: np.ndarray
     diverged_step: np.ndarray
     weights: list[Tensor] = field(repr=False)
+    biases: list[Tensor] | None = field(default=None, repr=False)
 
     def final(self, name: str) -> np.ndarray:
         """The last record of a metric, ``(S, ...)``."""
@@ -50,7 +52,8 @@ class History:
         return {
             name: History(steps=self.steps, metrics={k: v[:, part] for k, v in self.metrics.items()},
                           diverged=self.diverged[part], diverged_step=self.diverged_step[part],
-                          weights=[w[part] for w in self.weights])
+                          weights=[w[part] for w in self.weights],
+                          biases=None if self.biases is None else [b[part] for b in self.biases])
             for name, part in zip(names, parts)
         }
 
@@ -73,10 +76,15 @@ def steps_per_epoch(n_samples: int, batch_size: int | None) -> int:
 
 
 def _per_seed(value: PerSeed, like: Tensor) -> Tensor | float:
-    """Broadcast a scalar or a ``(S,)`` tensor against a ``(S, a, b)`` weight."""
+    """Broadcast a scalar or a ``(S,)`` tensor against a ``(S, ...)`` weight or bias."""
     if isinstance(value, Tensor):
-        return value.to(like).reshape(*value.shape, 1, 1)
+        return value.to(like).reshape(*value.shape, *([1] * (like.dim() - value.dim())))
     return float(value)
+
+
+def all_finite(tensors: Sequence[Tensor], seed_dims: int) -> Tensor:
+    """Per seed, whether every entry of every tensor is finite: ``(*S,)`` bool (``seed_dims = len(S)``)."""
+    return torch.stack([torch.isfinite(t).flatten(seed_dims).all(-1) for t in tensors]).all(0)
 
 
 def _select(t: Tensor, idx: Tensor, sample_dim: int) -> Tensor:
@@ -94,6 +102,7 @@ def train(
     steps: int,
     loss: str = "mse",
     feedback: Sequence[Tensor | None] | None = None,
+    biases: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
     l2: PerSeed | Sequence[PerSeed] = 0.0,
     momentum: float = 0.0,
@@ -105,14 +114,16 @@ def train(
     probe: tuple[Tensor, Tensor] | None = None,
     test: tuple[Tensor, Tensor] | None = None,
     shuffle_seed: int = 0,
-    extra_metrics: Callable[[list[Tensor]], dict[str, Tensor]] | None = None,
+    extra_metrics: Callable[..., dict[str, Tensor]] | None = None,
+    on_step: Callable[[int, list[Tensor], list[Tensor] | None, Backward, Tensor], None] | None = None,
     progress: bool = True,
     desc: str | None = None,
 ) -> History:
     """Train a batch of networks (leading seed dimension S) and record metrics.
 
     Update: ``W_l <- W_l - lr (G_l + l2_l W_l)`` with ``G_l`` from :func:`backward_pass`
-    (heavy-ball momentum when ``momentum > 0``). ``optimizer="adam"`` feeds the same
+    (heavy-ball momentum when ``momentum > 0``); ``biases`` (optional, ``(S, n_{l+1})`` per layer)
+    are trained by the same optimizer without L2. ``optimizer="adam"`` feeds the same
     direction ``d = G_l + l2_l W_l`` to Adam instead (``torch.optim.Adam``'s update with its
     L2 ``weight_decay``, ``betas``, ``eps``; written out so that ``lr`` can differ per seed):
     ``m <- b1 m + (1-b1) d``, ``v <- b2 v + (1-b2) d^2``,
@@ -126,10 +137,14 @@ def train(
     the training set if full-batch, else its first 1000 samples): ``loss``; for ``"ce"``
     ``accuracy``; for FA/DFA the hidden layers' ``grad_alignment`` and ``signal_alignment``
     ``(R, S, L-1)``; for FA ``weight_alignment`` of layers 1..L-1; with ``test``:
-    ``test_loss`` (and ``test_accuracy``); plus whatever ``extra_metrics(weights)`` returns.
+    ``test_loss`` (and ``test_accuracy``); plus whatever ``extra_metrics(weights)`` returns
+    (``extra_metrics(weights, biases)`` when biases are trained). After every update
+    ``on_step(step, weights, biases, result, alive)`` is called with the backward pass ``result``
+    that made the update (at the weights before it) and ``alive`` ``(S,)``, the seeds whose loss
+    and weights are still finite: how a chapter checks a law step by step.
     A seed whose loss becomes NaN/inf is marked diverged; its later records are NaN.
     """
-    check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback)
+    check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback, biases=biases)
     check_int("steps", steps, minimum=0)
     check_int("record_every", record_every, minimum=1)
     n_samples = x.shape[-2]
@@ -155,14 +170,16 @@ def train(
         probe = (x, y) if batch_size is None else (x[..., :1000, :], _select(y, torch.arange(min(1000, n_samples)), y_dim))
 
     weights = [w.detach().clone() for w in weights]
-    velocity = [torch.zeros_like(w) for w in weights]  # momentum's velocity, or Adam's first moment
-    second = [torch.zeros_like(w) for w in weights] if optimizer == "adam" else None
-    lrs = [_per_seed(lr, w) for w in weights]
-    l2s = [_per_seed(v, w) for v, w in zip(l2_layers, weights)]
+    biases = None if biases is None else [b.detach().clone() for b in biases]
+    params = weights + ([] if biases is None else biases)  # updated in place, in this order
+    velocity = [torch.zeros_like(w) for w in params]  # momentum's velocity, or Adam's first moment
+    second = [torch.zeros_like(w) for w in params] if optimizer == "adam" else None
+    lrs = [_per_seed(lr, w) for w in params]
+    l2s = [_per_seed(v, w) for v, w in zip(l2_layers, weights)] + [0.0] * (len(params) - n_layers)
     seed_shape = weights[0].shape[:-2]
     finite = torch.ones(seed_shape, dtype=torch.bool, device=weights[0].device)
     first_bad = torch.full(seed_shape, -1, dtype=torch.int64, device=weights[0].device)
-    kw = dict(activation=activation, loss=loss, layer_scales=layer_scales, validate=False)
+    kw = dict(activation=activation, loss=loss, biases=biases, layer_scales=layer_scales, validate=False)
 
     records: dict[str, list[np.ndarray]] = {}
     record_steps: list[int] = []
@@ -185,9 +202,8 @@ def train(
             if loss == "ce":
                 values["test_accuracy"] = (test_pass.output.argmax(-1) == test[1]).to(test_pass.loss.dtype).mean(-1)
         if extra_metrics is not None:
-            values.update(extra_metrics(weights))
-        ok = finite & torch.stack([torch.isfinite(w).flatten(len(seed_shape)).all(-1) for w in weights]).all(0)
-        ok = ok & torch.isfinite(current.loss)
+            values.update(extra_metrics(weights) if biases is None else extra_metrics(weights, biases))
+        ok = finite & all_finite(params, len(seed_shape)) & torch.isfinite(current.loss)
         for name, value in values.items():
             mask = ok.reshape(*seed_shape, *([1] * (value.dim() - len(seed_shape))))
             value = torch.where(mask, value, torch.full_like(value, float("nan")))
@@ -212,7 +228,8 @@ def train(
             bad = ~torch.isfinite(result.loss) & finite
             first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
             finite &= ~bad
-            for i, (w, g) in enumerate(zip(weights, result.grads)):
+            grads = result.grads + ([] if biases is None else result.bias_grads)
+            for i, (w, g) in enumerate(zip(params, grads)):
                 direction = g + l2s[i] * w
                 if optimizer == "adam":
                     velocity[i].mul_(betas[0]).add_(direction, alpha=1 - betas[0])
@@ -222,10 +239,12 @@ def train(
                     velocity[i].mul_(momentum).add_(direction)
                     direction = velocity[i]
                 w.sub_(lrs[i] * direction)
+            if on_step is not None:
+                on_step(step, weights, biases, result, finite & all_finite(params, len(seed_shape)))
             if step % record_every == 0 or step == steps:
                 record(step)
     # A seed whose weights overflowed on the very last step is caught here too.
-    ends_finite = torch.stack([torch.isfinite(w).flatten(len(seed_shape)).all(-1) for w in weights]).all(0)
+    ends_finite = all_finite(params, len(seed_shape))
     first_bad = torch.where(finite & ~ends_finite, torch.full_like(first_bad, steps), first_bad)
     return History(
         steps=np.asarray(record_steps),
@@ -233,6 +252,7 @@ def train(
         diverged=(first_bad >= 0).cpu().numpy(),
         diverged_step=first_bad.cpu().numpy(),
         weights=weights,
+        biases=biases,
     )
 
 

@@ -1,4 +1,4 @@
-"""Conservation laws of FA and GD, plain steps, the alignment identity and the minimum-norm interpolant (float64)."""
+"""Conservation laws of FA and GD, one plain step of train, the alignment identity and the minimum-norm interpolant (float64)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from fa_lib.chapters.conservation_laws import (
     min_norm_interpolant,
     min_norm_tracker,
     null_space_projector,
-    plain_step,
     step_change,
 )
 
@@ -82,6 +81,14 @@ def test_per_neuron_is_the_diagonal(rule, biases):
 
 
 # --------------------------------------------------------------------------- one-step laws
+def plain_step(weights, x, y, *, rule, activation, lr, feedback, biases=None):
+    """One full-batch plain step of :func:`fa_lib.train`: the new weights, biases and the backward pass that made it."""
+    seen = []
+    history = F.train(weights, x, y, rule=rule, activation=activation, lr=lr, steps=1, feedback=feedback if rule == "fa" else None,
+                      biases=biases, on_step=lambda step, w, b, result, alive: seen.append(result), progress=False)
+    return history.weights, history.biases, seen[0]
+
+
 @pytest.mark.parametrize("rule", ["fa", "bp"])
 @pytest.mark.parametrize("biases", [False, True])
 @pytest.mark.parametrize("widths", [[5, 7, 3], [6, 8, 5, 7, 2]])
@@ -136,12 +143,13 @@ def test_lr_per_seed_matches_separate_runs():
         torch.testing.assert_close(change[0][s], one[0][0])
 
 
-def test_plain_step_is_one_step_of_train():
-    weights, feedback, _, x, y = _problem([5, 6, 4, 3], activation="relu")
-    new_w, _, _ = plain_step(weights, x, y, rule="fa", activation="relu", lr=0.1, feedback=feedback)
-    history = F.train(weights, x, y, rule="fa", activation="relu", lr=0.1, steps=1, feedback=feedback, progress=False)
-    for a, b in zip(new_w, history.weights):
-        torch.testing.assert_close(a, b)
+def test_train_trains_biases_with_the_plain_update():
+    weights, feedback, b, x, y = _problem([5, 6, 4, 3], activation="relu", biases=True)
+    exact = F.backward_pass(weights, x, y, rule="fa", activation="relu", feedback=feedback, biases=b)
+    new_w, new_b, result = plain_step(weights, x, y, rule="fa", activation="relu", lr=0.1, feedback=feedback, biases=b)
+    for before, grad, after in zip(weights + b, exact.grads + exact.bias_grads, new_w + new_b):
+        torch.testing.assert_close(after, before - 0.1 * grad, rtol=0, atol=0)
+    torch.testing.assert_close(result.loss, exact.loss, rtol=0, atol=0)
 
 
 def test_gd_from_zero_never_moves_but_fa_does():

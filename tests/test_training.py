@@ -160,3 +160,17 @@ def test_settings_stacked_in_one_batch_split_back_into_their_own_histories():
         batch.split(["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="different numbers of layers"):
         F.stack_settings([w, w[:1]])
+
+
+def test_on_step_sees_every_update_and_the_seeds_still_alive():
+    w, fb, x, y = _setup()
+    lr = torch.tensor([0.05, 0.05, 1e6], dtype=DT)  # the last seed overflows
+    seen = []
+    history = F.train(w, x, y, rule="fa", activation="linear", lr=lr, steps=30, feedback=fb, progress=False,
+                      on_step=lambda step, weights, biases, result, alive: seen.append((step, result.loss.clone(), alive.clone())))
+    assert [s for s, _, _ in seen] == list(range(1, 31))
+    losses = np.stack([loss.numpy() for _, loss, _ in seen])
+    np.testing.assert_array_equal(losses[:, :2], history.metrics["loss"][:30, :2])  # the pass that made each step
+    alive = np.stack([a.numpy() for _, _, a in seen])
+    assert alive[:, :2].all() and not alive[-1, 2] and history.diverged.tolist() == [False, False, True]
+    assert alive[:, 2].argmin() <= history.diverged_step[2]

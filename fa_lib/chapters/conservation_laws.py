@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..alignment import weight_alignment
-from ..networks import Backward, backward_pass, check_biases, check_inputs, error_carrier, forward, loss_and_output_delta
+from ..networks import Backward, check_biases, error_carrier
+from ..training import History, train
 from ..validation import check_choice, check_int
 
 Tensor = torch.Tensor
@@ -214,37 +214,7 @@ def fitted_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (dx * dy).sum(0) / (dx**2).sum(0)
 
 
-# --------------------------------------------------------------------------- plain steps
-def plain_step(
-    weights: Sequence[Tensor],
-    x: Tensor,
-    y: Tensor,
-    *,
-    rule: str,
-    activation: str,
-    lr: float | Tensor,
-    feedback: Sequence[Tensor | None] | None = None,
-    biases: Sequence[Tensor] | None = None,
-    loss: str = "mse",
-) -> tuple[list[Tensor], list[Tensor] | None, Backward]:
-    """One plain step ``W <- W - lr G``, ``b <- b - lr g`` (no momentum, no weight decay).
-
-    Uses :func:`fa_lib.networks.backward_pass` (so biases are trained too, which
-    :func:`fa_lib.training.train` does not do). Returns the new weights, the new biases
-    (``None`` without biases) and the backward pass at the old weights (its ``grads`` and
-    ``bias_grads`` are the directions of this step). ``lr``: a number or an ``(S,)`` tensor.
-    """
-    result = backward_pass(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback, biases=biases)
-
-    def step(p: Tensor, g: Tensor) -> Tensor:
-        rate = lr.to(p).reshape(*lr.shape, *([1] * (p.dim() - lr.dim()))) if isinstance(lr, Tensor) else lr
-        return p - rate * g
-
-    new_weights = [step(w, g) for w, g in zip(weights, result.grads)]
-    new_biases = None if biases is None else [step(b, g) for b, g in zip(biases, result.bias_grads)]
-    return new_weights, new_biases, result
-
-
+# --------------------------------------------------------------------------- trajectories
 def _norm(q: Tensor, per_neuron: bool) -> Tensor:
     """Frobenius norm of a per-layer quantity: over the last axis (neurons) or the last two (matrix)."""
     return q.flatten(-1 if per_neuron else -2).norm(dim=-1)
@@ -305,6 +275,84 @@ class Trajectory:
     biases: list[Tensor] | None = field(repr=False)
 
 
+class LawTracker:
+    """Both laws checked at every step of :func:`fa_lib.training.train` (pass :meth:`on_step`) and the
+    per-record quantities (pass :meth:`metrics` as ``extra_metrics``); :meth:`trajectory` then assembles
+    the :class:`Trajectory`. ``rule`` and ``lr`` are those of the run (plain steps: no momentum, no weight
+    decay); ``weights``, ``feedback``, ``biases`` are the start, as in :func:`conservation_trajectory`."""
+
+    def __init__(self, weights: Sequence[Tensor], feedback: Sequence[Tensor | None], *, rule: str, lr: float | Tensor,
+                 biases: Sequence[Tensor] | None = None, per_neuron: bool = False) -> None:
+        check_choice("rule", rule, LAW_RULES)
+        _check_law_arguments(weights, "fa", feedback, biases)
+        self.rule, self.lr, self.feedback, self.per_neuron = rule, lr, feedback, per_neuron
+        self.drift = drift_tracker(weights, feedback, biases=biases, per_neuron=per_neuron)
+        fa0 = conserved_quantities(weights, rule="fa", feedback=feedback, biases=biases, per_neuron=per_neuron)
+        self.fa_sums0 = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in fa0], dim=-1)  # sum_j c_{k,j}(0)
+        self.accumulated = torch.zeros_like(self.fa_sums0)
+        self.nan = torch.full_like(self.fa_sums0, float("nan"))
+        zeros, inf = torch.zeros_like(self.nan), torch.full_like(self.nan, float("inf"))
+        self.law_residual, self.law_residual_of_change, self.max_change = zeros, zeros, zeros
+        self.change_to_terms, self.min_change, self.own_min, self.own_max = inf, inf, inf, -inf
+        self.terms = self._terms(weights, biases)
+
+    def _terms(self, weights: Sequence[Tensor], biases: Sequence[Tensor] | None) -> dict[str, list[tuple[Tensor, Tensor]]]:
+        return {law: _law_terms(weights, law, self.feedback, biases, self.per_neuron) for law in LAW_RULES}
+
+    def on_step(self, step: int, weights: list[Tensor], biases: list[Tensor] | None, result: Backward, alive: Tensor) -> None:
+        """Compare the step's change of each law's quantity with :func:`step_change` (``result`` made the step)."""
+        pn, before = self.per_neuron, self.terms
+        self.terms = terms = self._terms(weights, biases)
+        own = step_change(result.grads, rule=self.rule, lr=self.lr, bias_grads=result.bias_grads, per_neuron=pn)
+        residual, size, predicted, monotone, own_change = [], [], [], [], []
+        for (a1, b1), (a0, b0), p in zip(terms[self.rule], before[self.rule], own):
+            residual.append(_norm((a1 - b1) - (a0 - b0) - p, pn))
+            size.append(_norm(a0, pn) + _norm(b0, pn))
+            predicted.append(_norm(p, pn))
+            change = _diagonal((a1 - b1) - (a0 - b0), pn)
+            own_change.append(_ratio(change, _diagonal(a0, pn).abs() + _diagonal(b0, pn).abs()))
+        for (a1, b1), (a0, b0) in zip(terms["fa"], before["fa"]):
+            change = _diagonal((a1 - b1) - (a0 - b0), pn)
+            monotone.append(_ratio(change, _diagonal(a0, pn).abs() + _diagonal(b0, pn).abs()).amin(-1))
+        residual, size, predicted = torch.stack(residual, -1), torch.stack(size, -1), torch.stack(predicted, -1)
+        fa_step = step_change(result.grads, rule="fa", lr=self.lr, bias_grads=result.bias_grads, per_neuron=True)
+        self.accumulated = self.accumulated + torch.stack([p.sum(-1) for p in fa_step], dim=-1)
+        keep, nan = alive.unsqueeze(-1), self.nan
+        self.law_residual = torch.where(keep, torch.maximum(self.law_residual, _ratio(residual, size)), nan)
+        self.law_residual_of_change = torch.where(keep, torch.maximum(self.law_residual_of_change, _ratio(residual, predicted)), nan)
+        self.change_to_terms = torch.where(keep, torch.minimum(self.change_to_terms, _ratio(predicted, size)), nan)
+        self.max_change = torch.where(keep, torch.maximum(self.max_change, _ratio(predicted, size)), nan)
+        self.min_change = torch.where(keep, torch.minimum(self.min_change, torch.stack(monotone, -1)), nan)
+        self.own_min = torch.where(keep, torch.minimum(self.own_min, torch.stack([c.amin(-1) for c in own_change], -1)), nan)
+        self.own_max = torch.where(keep, torch.maximum(self.own_max, torch.stack([c.amax(-1) for c in own_change], -1)), nan)
+
+    def metrics(self, weights: Sequence[Tensor], biases: Sequence[Tensor] | None = None) -> dict[str, Tensor]:
+        """The per-record quantities of :class:`Trajectory` (each ``(S, L-1)``)."""
+        inner = feedback_inner_products(weights, self.feedback)
+        values = {"weight_alignment": weight_alignment(weights, self.feedback), "feedback_inner": inner,
+                  "incoming_squares": _incoming_squares(weights, biases), **self.drift(weights, biases)}
+        if self.rule == "fa":
+            predicted = alignment_identity(weights, initial_sums=self.fa_sums0, accumulated_change=self.accumulated, biases=biases)
+            scale = 0.5 * (_incoming_squares(weights, biases) + self.fa_sums0.abs() + self.accumulated) + inner.abs()
+            values["identity_residual"] = _ratio((inner - predicted).abs(), scale)
+        return values
+
+    def trajectory(self, history: History) -> Trajectory:
+        """The run's :class:`Trajectory` from its :class:`fa_lib.training.History`."""
+        m = history.metrics
+        return Trajectory(
+            steps=history.steps, loss=m["loss"], drift={law: m[f"drift_{law}"] for law in LAW_RULES},
+            fa_neuron_change=m["fa_neuron_change"], weight_alignment=m["weight_alignment"],
+            feedback_inner=m["feedback_inner"], incoming_squares=m["incoming_squares"],
+            identity_residual=m.get("identity_residual"),
+            law_residual=self.law_residual.cpu().numpy(), law_residual_of_change=self.law_residual_of_change.cpu().numpy(),
+            change_to_terms=self.change_to_terms.cpu().numpy(), max_change_to_terms=self.max_change.cpu().numpy(),
+            min_neuron_change=self.min_change.cpu().numpy(),
+            neuron_change_range=torch.stack([self.own_min, self.own_max], -1).cpu().numpy(),
+            diverged=history.diverged, weights=history.weights, biases=history.biases,
+        )
+
+
 def conservation_trajectory(
     weights: Sequence[Tensor],
     x: Tensor,
@@ -322,105 +370,21 @@ def conservation_trajectory(
     progress: bool = False,
     desc: str | None = None,
 ) -> Trajectory:
-    """Full-batch plain steps of ``rule`` (``"fa"`` or ``"bp"``), tracking both conservation laws.
+    """Full-batch plain steps of ``rule`` (``"fa"`` or ``"bp"``) by :func:`fa_lib.training.train`, tracking both laws.
 
     ``feedback`` (FA's ``B``) is needed for either rule: under GD it is the fixed random
     matrix that FA's quantity and the weight alignment are measured against (a control).
     ``per_neuron=False`` tracks the matrices ``C_k`` (the law of linear networks);
     ``per_neuron=True`` their diagonals (the ReLU law). Every step checks the trained rule's
-    own one-step law (:func:`step_change`) and FA's per-neuron monotonicity; records are
-    taken at step 0, every ``record_every`` steps and at the end. See :class:`Trajectory`.
+    own one-step law (:func:`step_change`) and FA's per-neuron monotonicity (:class:`LawTracker`);
+    records are taken at step 0, every ``record_every`` steps and at the end. See :class:`Trajectory`.
     """
-    check_choice("rule", rule, LAW_RULES)
-    check_inputs(weights, x, y, rule=rule, activation=activation, loss=loss, feedback=feedback, biases=biases)
-    _check_law_arguments(weights, "fa", feedback, biases)
     check_int("steps", steps, minimum=1)
-    check_int("record_every", record_every, minimum=1)
-    weights = [w.detach().clone() for w in weights]
-    biases = None if biases is None else [b.detach().clone() for b in biases]
-    seed_shape = weights[0].shape[:-2]
-    tracker = drift_tracker(weights, feedback, biases=biases, per_neuron=per_neuron)
-    fa0 = conserved_quantities(weights, rule="fa", feedback=feedback, biases=biases, per_neuron=per_neuron)
-    fa_sums0 = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in fa0], dim=-1)  # sum_j c_{k,j}(0)
-    accumulated = torch.zeros_like(fa_sums0)
-    nan = torch.full_like(fa_sums0, float("nan"))
-    law_residual, law_residual_of_change, max_change = torch.zeros_like(nan), torch.zeros_like(nan), torch.zeros_like(nan)
-    change_to_terms, min_change = torch.full_like(nan, float("inf")), torch.full_like(nan, float("inf"))
-    own_min, own_max = torch.full_like(nan, float("inf")), torch.full_like(nan, float("-inf"))
-    finite = torch.ones(seed_shape, dtype=torch.bool, device=weights[0].device)
-    records: dict[str, list[np.ndarray]] = {}
-    record_steps: list[int] = []
-
-    def record(step: int) -> None:
-        output = forward(weights, x, activation, biases=biases).output
-        values = {"loss": loss_and_output_delta(output, y, loss)[0], "weight_alignment": weight_alignment(weights, feedback),
-                  "feedback_inner": feedback_inner_products(weights, feedback), "incoming_squares": _incoming_squares(weights, biases)}
-        values.update(tracker(weights, biases))
-        if rule == "fa":
-            predicted = alignment_identity(weights, initial_sums=fa_sums0, accumulated_change=accumulated, biases=biases)
-            inner = feedback_inner_products(weights, feedback)
-            scale = 0.5 * (_incoming_squares(weights, biases) + fa_sums0.abs() + accumulated) + inner.abs()
-            values["identity_residual"] = _ratio((inner - predicted).abs(), scale)
-        for name, value in values.items():
-            mask = finite.reshape(*seed_shape, *([1] * (value.dim() - len(seed_shape))))
-            records.setdefault(name, []).append(torch.where(mask, value, torch.full_like(value, float("nan"))).cpu().numpy())
-        record_steps.append(step)
-
-    def law_terms() -> dict[str, list[tuple[Tensor, Tensor]]]:
-        return {law: _law_terms(weights, law, feedback, biases, per_neuron) for law in LAW_RULES}
-
-    with torch.no_grad():
-        record(0)
-        terms = law_terms()
-        for step in tqdm(range(1, steps + 1), desc=desc or f"plain {rule}", disable=not progress, mininterval=1.0):
-            before = terms
-            weights, biases, result = plain_step(weights, x, y, rule=rule, activation=activation, lr=lr, feedback=feedback, biases=biases, loss=loss)
-            terms = law_terms()
-            own = step_change(result.grads, rule=rule, lr=lr, bias_grads=result.bias_grads, per_neuron=per_neuron)
-            residual, size, predicted, monotone, own_change = [], [], [], [], []
-            for (a1, b1), (a0, b0), p in zip(terms[rule], before[rule], own):
-                residual.append(_norm((a1 - b1) - (a0 - b0) - p, per_neuron))
-                size.append(_norm(a0, per_neuron) + _norm(b0, per_neuron))
-                predicted.append(_norm(p, per_neuron))
-                change = _diagonal((a1 - b1) - (a0 - b0), per_neuron)
-                own_change.append(_ratio(change, _diagonal(a0, per_neuron).abs() + _diagonal(b0, per_neuron).abs()))
-            for (a1, b1), (a0, b0) in zip(terms["fa"], before["fa"]):
-                change = _diagonal((a1 - b1) - (a0 - b0), per_neuron)
-                monotone.append(_ratio(change, _diagonal(a0, per_neuron).abs() + _diagonal(b0, per_neuron).abs()).amin(-1))
-            residual, size, predicted = torch.stack(residual, -1), torch.stack(size, -1), torch.stack(predicted, -1)
-            fa_step = step_change(result.grads, rule="fa", lr=lr, bias_grads=result.bias_grads, per_neuron=True)
-            accumulated = accumulated + torch.stack([p.sum(-1) for p in fa_step], dim=-1)
-            finite &= torch.isfinite(result.loss) & torch.stack([torch.isfinite(w).flatten(len(seed_shape)).all(-1) for w in weights]).all(0)
-            keep = finite.unsqueeze(-1)
-            law_residual = torch.where(keep, torch.maximum(law_residual, _ratio(residual, size)), nan)
-            law_residual_of_change = torch.where(keep, torch.maximum(law_residual_of_change, _ratio(residual, predicted)), nan)
-            change_to_terms = torch.where(keep, torch.minimum(change_to_terms, _ratio(predicted, size)), nan)
-            max_change = torch.where(keep, torch.maximum(max_change, _ratio(predicted, size)), nan)
-            min_change = torch.where(keep, torch.minimum(min_change, torch.stack(monotone, -1)), nan)
-            own_min = torch.where(keep, torch.minimum(own_min, torch.stack([c.amin(-1) for c in own_change], -1)), nan)
-            own_max = torch.where(keep, torch.maximum(own_max, torch.stack([c.amax(-1) for c in own_change], -1)), nan)
-            if step % record_every == 0 or step == steps:
-                record(step)
-    metrics = {name: np.stack(values) for name, values in records.items()}
-    return Trajectory(
-        steps=np.asarray(record_steps),
-        loss=metrics["loss"],
-        drift={law: metrics[f"drift_{law}"] for law in LAW_RULES},
-        fa_neuron_change=metrics["fa_neuron_change"],
-        weight_alignment=metrics["weight_alignment"],
-        feedback_inner=metrics["feedback_inner"],
-        incoming_squares=metrics["incoming_squares"],
-        identity_residual=metrics.get("identity_residual"),
-        law_residual=law_residual.cpu().numpy(),
-        law_residual_of_change=law_residual_of_change.cpu().numpy(),
-        change_to_terms=change_to_terms.cpu().numpy(),
-        max_change_to_terms=max_change.cpu().numpy(),
-        min_neuron_change=min_change.cpu().numpy(),
-        neuron_change_range=torch.stack([own_min, own_max], -1).cpu().numpy(),
-        diverged=(~finite).cpu().numpy(),
-        weights=weights,
-        biases=biases,
-    )
+    tracker = LawTracker(weights, feedback, rule=rule, lr=lr, biases=biases, per_neuron=per_neuron)
+    history = train(weights, x, y, rule=rule, activation=activation, lr=lr, steps=steps, loss=loss,
+                    feedback=feedback if rule == "fa" else None, biases=biases, record_every=record_every,
+                    extra_metrics=tracker.metrics, on_step=tracker.on_step, progress=progress, desc=desc or f"plain {rule}")
+    return tracker.trajectory(history)
 
 
 def drift_tracker(
@@ -437,7 +401,7 @@ def drift_tracker(
     :class:`Trajectory`, ``incoming_change`` the norm of the change of the incoming term
     (``W_k W_k^T + b_k b_k^T``, its diagonal when ``per_neuron``), the change that FA's law
     ties to the feedback overlap (``drift_fa / incoming_change``: the share it leaves unmatched). It is also an
-    ``extra_metrics`` for :func:`fa_lib.training.train` (bias-free), which is how the chapter
+    ``extra_metrics`` for :func:`fa_lib.training.train`, which is how the chapter
     shows that momentum and weight decay break the laws.
     """
     kw = dict(feedback=feedback, per_neuron=per_neuron)
