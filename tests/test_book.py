@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import os
 import shutil
@@ -44,13 +45,21 @@ def test_book_sources_are_all_copied():
 
 
 @pytest.mark.notebook
-def test_book_builds_every_chapter(built_book):
+def test_book_builds_every_chapter(built_book, ci_project):
     assert (built_book / "index.html").is_file()
     for stem in reproduce.Project().chapters():
         page = built_book / "generated" / f"{stem}.html"
         assert page.is_file(), f"no page for {stem}"
         html = page.read_text()
         assert "Traceback" not in html and "stderr" not in html
+        assert "Re-run this chapter" in html and "injected-parameters" not in html
+        downloads = re.findall(r'href="(\.\./_downloads/[^"]+)"', html)
+        assert {Path(d).name for d in downloads} >= {f"{stem}.json", f"{stem}.ipynb"}, downloads
+        assert all((page.parent / d).is_file() for d in downloads), downloads
+    for page in built_book.rglob("*.html"):  # no path of the machine that built the book, on any page
+        html = page.read_text()
+        for path in (reproduce.ROOT, ci_project.results, built_book.parent):
+            assert str(path) not in html, f"{page.relative_to(built_book)} shows {path}"
     assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()  # math without internet
     assert "mathjax/tex-chtml.js" in (built_book / "intro.html").read_text()
     scorecard = (built_book / "scorecard.html").read_text()

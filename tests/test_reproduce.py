@@ -32,7 +32,7 @@ r.claim("T2", statement="a claim that " + ("deviates" if STEM.startswith("02") e
         measured=0.123456, tolerance="exact", passed=not STEM.startswith("02"))
 if STEM.startswith("02"):
     r.skip_claim("T3", statement="a claim this profile cannot test", reason="needs the paper profile")
-r.save()
+r.save();
 '''
 
 
@@ -169,3 +169,17 @@ def test_bad_arguments_are_rejected(project, capsys):
     with pytest.raises(SystemExit):
         R.main(["--chapter", "99_nothing"], project)
     assert "CHAPTER='99_nothing'" in capsys.readouterr().err
+
+
+def test_chapter_page_drops_the_injected_cell_and_adds_the_rerun_box(project):
+    assert R.main(["--profile", "ci", "--no-book"], project) == 0
+    executed = project.executed("ci", "01_alpha")
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nbformat.read(executed, as_version=4).cells)
+    page = pages.chapter_page(executed, project.results_file("ci", "01_alpha"), "01_alpha", "ci")
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in page.cells)
+    assert str(project.results) not in nbformat.writes(page)  # the machine's results path is gone
+    assert page.cells[0].source.startswith("Intro text.") and "Re-run this chapter" in page.cells[1].source
+    box = page.cells[1].source
+    assert "This page shows the `ci` profile" in box and "{download}`the results file <01_alpha.json>`" in box
+    assert "| `profile` | `\"default\"` |" in box and "| `results_dir` |" in box
+    assert pages.notebook_parameters(page) == [("profile", '"default"', ""), ("seed", "0", ""), ("results_dir", '"results"', "")]

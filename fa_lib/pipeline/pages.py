@@ -102,6 +102,54 @@ def print_scorecard(rows: Sequence[dict[str, str]], status: dict[str, str], prof
             print(f"  FAILED to run: {stem}: {state[len('failed: '):]}")
 
 
+# --------------------------------------------------------------------------- chapter pages
+def notebook_parameters(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
+    """``(name, default, comment)`` of every assignment in the cell tagged ``parameters``."""
+    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    rows = []
+    for line in ([] if cell is None else cell.source.splitlines()):
+        code, _, comment = line.partition("#")
+        name, eq, value = code.partition("=")
+        if eq and name.strip().isidentifier():
+            rows.append((name.strip(), value.strip(), comment.strip()))
+    return rows
+
+
+def rerun_box(stem: str, profile: str, provenance: dict[str, Any], parameters: Sequence[tuple[str, str, str]]) -> str:
+    """The "Re-run this chapter" admonition of a chapter page (MyST): what the page shows, the
+    papermill command, the parameters with their defaults and allowed values, and the downloads."""
+    commit = str(provenance.get("git_commit", "unknown"))
+    lines = [
+        ":::{admonition} Re-run this chapter", ":class: tip", "",
+        f"This page shows the `{profile}` profile, run from commit `{commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}` "
+        f"on {str(provenance.get('started', ''))[:10]} in {float(provenance.get('seconds', 0)):.0f} s "
+        f"on {provenance.get('threads', '?')} thread(s) per process. "
+        f"Download {{download}}`the results file <{stem}.json>` (every number and claim of the page) or "
+        f"{{download}}`the executed notebook <{stem}.ipynb>`.", "",
+        "From a checkout, `make reproduce CHAPTER=" + stem + " PROFILE=<profile>` re-runs it into the book; "
+        "with other parameters:", "",
+        "```console",
+        f".venv/bin/papermill notebooks/{stem}.ipynb /tmp/{stem}.ipynb -p profile default -p results_dir /tmp/results",
+        "```", "",
+        "| parameter | default | allowed values |", "| --- | --- | --- |",
+    ]
+    lines += [f"| `{name}` | `{_cell(value)}` | {_cell(comment)} |" for name, value, comment in parameters]
+    return "\n".join(lines + ["", ":::"])
+
+
+def chapter_page(executed: Path, results_file: Path, stem: str, profile: str) -> nbformat.NotebookNode:
+    """The executed notebook as the book shows it: papermill's injected-parameters cell and its notebook
+    metadata (both hold paths of the machine that ran it) removed, and the re-run box after the title cell."""
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.cells = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    notebook.metadata.pop("papermill", None)  # input and output paths of the machine that ran it
+    provenance = load_results(results_file)["provenance"]
+    box = nbformat.v4.new_markdown_cell(rerun_box(stem, profile, provenance, notebook_parameters(notebook)))
+    first = next((i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown"), -1)
+    notebook.cells.insert(first + 1, box)
+    return notebook
+
+
 # --------------------------------------------------------------------------- performance and contents
 def write_performance_page(project: Project, profile: str, stems: Sequence[str]) -> Path:
     """``book/performance.md`` from the benchmark's JSON and each chapter's recorded run time."""

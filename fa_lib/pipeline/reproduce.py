@@ -35,10 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from ..data import DATASETS, find_dataset
 from ..results import load_results
 from ..validation import PROFILES, check_choice, check_int
-from .pages import print_scorecard, scorecard_rows, write_performance_page, write_scorecard_page, write_toc
+from .pages import chapter_page, print_scorecard, scorecard_rows, write_performance_page, write_scorecard_page, write_toc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,8 +86,6 @@ def inputs_key(project: Project, profile: str, stem: str) -> str:
 
 def is_fresh(project: Project, profile: str, stem: str) -> bool:
     """True when the chapter's outputs exist, read back whole, and match its current inputs."""
-    import nbformat
-
     key = project.key_file(profile, stem)
     if not key.is_file() or key.read_text().strip() != inputs_key(project, profile, stem):
         return False
@@ -165,14 +165,16 @@ def run_chapters(
 
 # --------------------------------------------------------------------------- book
 def assemble_book(project: Project, profile: str, stems: Sequence[str]) -> list[str]:
-    """Copy the profile's executed chapters into ``book/generated`` (dropping stale ones) and
-    write the generated pages; returns the chapters the book will show."""
+    """Write the profile's executed chapters into ``book/generated`` as :func:`~fa_lib.pipeline.pages.chapter_page`
+    (dropping stale ones) with their results files, and the generated pages; returns the chapters the book will show."""
     generated = project.book / "generated"
     shutil.rmtree(generated, ignore_errors=True)
     generated.mkdir(parents=True)
     shown = [s for s in stems if project.executed(profile, s).is_file()]
     for stem in shown:
-        shutil.copy(project.executed(profile, stem), generated / f"{stem}.ipynb")
+        page = chapter_page(project.executed(profile, stem), project.results_file(profile, stem), stem, profile)
+        nbformat.write(page, generated / f"{stem}.ipynb")
+        shutil.copy(project.results_file(profile, stem), generated / f"{stem}.json")  # the page's download
     write_scorecard_page(project.book, scorecard_rows(project, profile, stems), profile)
     write_performance_page(project, profile, stems)
     return shown
