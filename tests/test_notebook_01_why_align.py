@@ -1,7 +1,10 @@
 """The why-align chapter (Chu & Bacho 2024) at the ci profile: every claim's measured values, its metrics, its parameter checks."""
 
+import re
+
+import nbformat
 import pytest
-from conftest import assert_claims_pass, assert_rejects_parameter
+from conftest import NOTEBOOKS, assert_claims_pass, assert_rejects_parameter
 
 pytestmark = pytest.mark.notebook
 
@@ -56,6 +59,27 @@ def test_why_align_ci_claims_and_metrics(ci_results):
     assert metrics["why_dataset"] in {"MNIST", "Fashion-MNIST"}
     assert set(metrics["final_test_accuracy"]) == {"fa", "rank1", "frozen", "bp"}
     assert results["profile"] == "ci" and len(results["provenance"]["seeds"]) == 64
+
+    # every number the prose glues is recorded (why_stability_agreement is stability_agreement, glued under that name)
+    glued = {n for c in _notebook().cells if c.cell_type == "markdown" for n in re.findall(r"\{glue:text\}`([^`:]+)", c.source)}
+    recorded = set(metrics) | {f"{c}_verdict" for c in claims} | {"why_stability_agreement"}
+    assert glued and glued <= recorded, sorted(glued - recorded)
+
+
+def _notebook():
+    return nbformat.read(NOTEBOOKS / "01_why_align.ipynb", as_version=4)
+
+
+def test_why_align_notebook_is_thin():
+    """Issue 12: one preamble call, no definitions, short cells, committed without outputs."""
+    code = [c for c in _notebook().cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    lines = [len(c.source.splitlines()) for c in code]
+    assert sum(lines) <= 364 and max(lines) <= 40
+    source = "\n".join(c.source for c in code)
+    assert not re.search(r"^\s*(def|class) |lambda\b", source, re.M)
+    assert source.count("F.start_chapter(") == 1 and "why_align.PROFILES" in source
+    assert "np.split" not in source and all(not c.outputs for c in code)
 
 
 @pytest.mark.parametrize("name,value,message", [
