@@ -1,7 +1,13 @@
 """The conservation-laws chapter at the ci profile: every claim's measured values, its metrics, its parameter checks."""
 
+import ast
+import json
+
 import pytest
-from conftest import assert_claims_pass, assert_rejects_parameter
+from conftest import NOTEBOOKS, assert_claims_pass, assert_rejects_parameter
+
+from fa_lib import to_jsonable
+from fa_lib.chapters import conservation_laws as CL
 
 pytestmark = pytest.mark.notebook
 
@@ -58,6 +64,19 @@ def test_conservation_ci_claims_and_metrics(ci_results):
     assert set(metrics["breaking_runs"]) == {"plain", "weight decay", "momentum", "momentum, fixed memory time", "Adam"}
     assert metrics["cons_dataset"] in {"MNIST", "Fashion-MNIST"} and abs(metrics["cons_prac_flipped"] - 0.2) < 1e-9
     assert len(results["provenance"]["seeds"]) == 8
+    expected = {"profile": "ci", "seed": 0, "device": "cpu", "threads": 1} | CL.chapter_parameters("ci") | CL.PROFILES["ci"]
+    assert results["parameters"] == to_jsonable(expected)
+
+
+def test_conservation_notebook_is_thin():
+    """The notebook calls the chapter module: no definitions, short cells, the parameters cell first."""
+    cells = [c for c in json.loads((NOTEBOOKS / f"{STEM}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in cells[0]["metadata"].get("tags", [])
+    sources = ["".join(c["source"]) for c in cells]
+    assert max(len(s.splitlines()) for s in sources) <= 40 and sum(len(s.splitlines()) for s in sources) <= 410
+    for source in sources:
+        nodes = list(ast.walk(ast.parse(source)))
+        assert not [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], source
 
 
 @pytest.mark.parametrize("name,value,message", [

@@ -74,7 +74,7 @@ def outputs(weights, x, activation):
 
 
 # --------------------------------------------------------------------------- protocol and data
-def test_protocol_constants_match_the_paper_file():
+def test_protocol_constants_match_the_authors_code():
     assert [steps_for_width(p) for p in WIDTHS] == [5050, 7142, 10101, 14285, 20203, 28571, 40406]
     assert LEARNING_RATES["linear"] == 1e-3 and LEARNING_RATES["relu"] == 1e-2 and LEARNING_RATES["tanh"] == 0.1
     assert LAMBDAS["relu"] == (0.0, 0.02, 0.05, 0.2)
@@ -634,3 +634,257 @@ def test_bad_arguments_raise():
         TwoLayerStep(x, y[..., :3, :], weights, feedback[1], rule="fa", activation="relu", lr=0.1, lam=0.0)
     with pytest.raises(ValueError, match="first_layer"):
         row_space_coordinates(x, weights[0][..., :3])
+
+
+# --------------------------------------------------------------------------- the chapter's notebook helpers
+import dataclasses  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fa_lib.chapters import two_layer_convergence as song  # noqa: E402
+from fa_lib.results import Results  # noqa: E402
+
+
+def _results(tmp_path):
+    return Results("03_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="song2021convergence")
+
+
+def _row(activation, lam, p, mean, *, sd=0.01, trials=10, unsettled=0):
+    """A hand-made :func:`alignment_rows` row (the authors' values from their table, where published)."""
+    published = published_alignment(activation, lam, p)
+    return {"activation": activation, "lam": lam, "p": p, "mean": mean, "sd": sd, "mean_at_min": mean / 2, "trials": trials,
+            "steps_mean": 6000.0, "steps_min": 5050, "steps_max": 7000, "min_steps": steps_for_width(p), "lr": 0.01,
+            "diverged": 0, "unsettled": unsettled,
+            "authors_mean": None if published is None else published[0], "authors_sd": None if published is None else published[1],
+            "difference": None if published is None else mean - published[0]}
+
+
+def _authors_rows(activation, p, shift=0.0):
+    return [_row(activation, lam, p, PUBLISHED_ALIGNMENT[activation, lam][p][0] + shift) for lam in LAMBDAS[activation]]
+
+
+@pytest.fixture(scope="module")
+def tiny_outcomes():
+    """Tiny alignment and curve cells (ReLU, p = 12 and 16) and a tiny real-data run, in a job order."""
+    stop = StopRule(25, every=10, tolerance=1e-3, max_steps=200)
+    align = [run_alignment_cell("relu", p, 2, lams=(0.0, 0.3), stop=stop, n=6, d=9, dtype=F64) for p in (16, 12)]
+    fa = run_curve_cell("relu", 16, 2, lams=(0.0, 0.3), steps=30, n=6, d=9, dtype=F64)
+    bp = run_curve_cell("relu", 16, 2, rule="bp", lams=(0.0,), steps=30, n=6, d=9, dtype=F64)
+    gen = torch.Generator().manual_seed(0)
+    data = ClassificationData(
+        name="random", directory=None, sha256={"train": "abc"},
+        x_train=torch.randn(120, 20, generator=gen), y_train=torch.randint(0, 10, (120,), generator=gen),
+        x_test=torch.randn(40, 20, generator=gen), y_test=torch.randint(0, 10, (40,), generator=gen),
+    )
+    real = run_real_data(data, [1], epochs=2, batch_size=30, hidden=16, records=4, n_probe=30)
+    return [fa, align[0], dataclasses.replace(real, dataset="mnist"), align[1], bp]
+
+
+def test_profiles_and_chapter_parameters():
+    assert set(song.PROFILES) == {"ci", "default", "paper"}
+    assert song.PROFILES["ci"]["widths"] == (200,) and song.PROFILES["paper"]["trials"] == 50
+    assert song.check_chapter_parameters(workers=3, block="auto", activations=["tanh", "linear"]) == (3, ("linear", "tanh"))
+    assert song.check_chapter_parameters(workers=3, block=4, activations=("relu",), device="cuda")[0] == 1
+    assert song.check_chapter_parameters(workers=0, block="all", activations=["relu"])[0] >= 1
+    for kwargs, message in [(dict(workers=-1), "workers=-1"), (dict(block="some"), "block='some'"),
+                            (dict(activations=["relu", "elu"]), "activations='elu'"), (dict(activations=[]), "activations"),
+                            (dict(activations=["relu", "relu"]), "distinct"), (dict(activations="relu"), "activations")]:
+        with pytest.raises(ValueError, match=message):
+            song.check_chapter_parameters(**{"workers": 1, "block": "auto", "activations": ["relu"], **kwargs})
+
+
+def test_plan_runs_lists_every_job_and_seed():
+    config = song.PROFILES["ci"]
+    jobs, seeds = song.plan_runs(config, activations=("relu",), seed=3)
+    assert sorted(fn.__name__ for fn, _ in jobs) == ["run_alignment_cell", "run_curve_cell", "run_curve_cell", "run_real_data_on"]
+    real = next(kw for fn, kw in jobs if fn.__name__ == "run_real_data_on")
+    assert real["seeds"] == song.real_data_seeds(3, 1) and real["n_train"] == 1200 and real["epochs"] == 2
+    expected = {s for lam in LAMBDAS["relu"] for s in trial_seeds(3, "relu", 200, 5, lam=lam)} | set(real["seeds"])
+    assert seeds == sorted(expected) and len(seeds) == 4 * 5 + 1
+    assert song.real_data_seeds(3, 2)[0] == song.real_data_seeds(3, 1)[0] != song.real_data_seeds(4, 1)[0]
+    numbers = song.run_numbers(song.PROFILES["default"], 7)["numbers"]
+    assert numbers == dict(song_p_min=200, song_p_max=800, song_trials=10, song_workers=7, song_curve_p=3200, song_curve_trials=3)
+
+
+def test_record_puts_numbers_metrics_and_texts_in_the_results(tmp_path):
+    results = _results(tmp_path)
+    song.record(results, numbers={"a": np.float64(1.5)}, metrics={"t": [{"x": np.int64(2)}]}, texts={"name": "MNIST"})
+    assert results.metrics == {"name": "MNIST", "t": [{"x": 2}], "a": 1.5} and type(results.metrics["a"]) is float
+    song.record(results)
+    assert len(results.metrics) == 3
+
+
+def test_kernel_check_fits_the_exponents_of_its_rows():
+    rows, records = song.kernel_check(0, widths=(200, 800), draws=2)
+    assert [r["p"] for r in rows] == [200, 800] and records["metrics"]["kernel_check"] is rows
+    numbers = records["numbers"]
+    slope = math.log(rows[1]["H(0) (FA)"] / rows[0]["H(0) (FA)"]) / math.log(4)
+    assert numbers["song_h_exponent"] == pytest.approx(slope) and -0.9 < slope < -0.1  # about p^(-1/2)
+    assert numbers["song_g_exponent"] < 0 and rows[1]["G(0) vs arc-cosine"] < rows[0]["G(0) vs arc-cosine"]
+    assert numbers["song_relu_lambda_min_ginf"] == pytest.approx(np.mean([r["lambda_min(G_inf)"] for r in rows]))
+    assert len(song.plot_kernel_check(rows).axes) == 1
+    plt.close("all")
+
+
+def test_protocol_and_display_rows():
+    protocol = song.protocol_rows(("linear", "relu"))
+    assert [r["activation"] for r in protocol] == ["linear", "relu"] and protocol[1]["fa_lib eta = 2 lr"] == 0.02
+    assert protocol[1]["lambda grid (MSELoss)"] == "0, 0.02, 0.05, 0.2" and protocol[1]["fa_lib l2 = lambda/2"] == "0, 0.01, 0.025, 0.1"
+    assert song.width_rows((200, 800), 5) == [{"width p": 200, "T_min": 5050, "trials per cell": 5},
+                                              {"width p": 800, "T_min": 10101, "trials per cell": 5}]
+    table = [_row("relu", 0.0, 200, 0.25), _row("relu", 0.2, 12, 0.5)]
+    steps = song.steps_rows(table)
+    assert steps[0]["steps (min-max)"] == "5050-7000" and steps[0]["steps (mean)"] == 6000 and steps[1]["λ"] == "0.2"
+    shown = song.alignment_display_rows(table)
+    assert shown[0]["ours"] == "0.250 ± 0.010" and shown[0]["ours − authors"] == f"{0.25 - table[0]['authors_mean']:+.3f}"
+    assert shown[0]["bound"] == f"{tolerance_against_authors(table[0]):.3f}" and shown[1]["authors"] == shown[1]["bound"] == "—"
+
+
+def test_linear_step_numbers_use_the_smallest_width():
+    table = [_row("linear", lam, p, 0.1 + lam) for p in (400, 200) for lam in LAMBDAS["linear"]]
+    table[-1]["steps_max"] = 30000
+    numbers = song.linear_step_numbers(table)["numbers"]
+    assert numbers["song_linear_steps_max"] == 30000 and numbers["song_linear_multiple_max"] == 30000 / 5050
+    assert numbers["song_linear_full_0p5"] == pytest.approx(0.6) and numbers["song_linear_at_min_0p5"] == pytest.approx(0.3)
+    assert "song_linear_full_0" not in numbers
+    assert song.linear_step_numbers([_row("relu", 0.2, 200, 0.5)]) == {"numbers": {}}
+
+
+def test_split_and_sweep_records_keep_the_job_order(tiny_outcomes):
+    align, curves, real = song.split_outcomes(tiny_outcomes)
+    assert [c.p for c in align] == [12, 16] and set(curves) == {("relu", "fa"), ("relu", "bp")} and real is tiny_outcomes[2]
+    tiny_outcomes[1].diverged[0] = True
+    try:
+        records = song.sweep_records(tiny_outcomes)
+    finally:
+        tiny_outcomes[1].diverged[0] = False
+    seconds = records["metrics"]["cell_seconds"]
+    assert [(r["cell"], r["p"]) for r in seconds] == [("curves fa", 16), ("alignment", 16), ("alignment", 12), ("curves bp", 16)]
+    assert seconds[1]["networks"] == 4 and seconds[1]["seconds"] == tiny_outcomes[1].seconds
+    assert records["metrics"]["diverged_per_cell"] == {"relu p=12": 0, "relu p=16": 1, "relu p=16 curves fa": 0, "relu p=16 curves bp": 0}
+    assert records["numbers"]["song_diverged_total"] == 1
+    assert [r["p"] for r in records["metrics"]["trial_steps"]] == [12, 16]
+    unsettled = sum(int((~c.settled & ~c.diverged).sum()) for c in align) - int(~tiny_outcomes[1].settled[0])
+    assert records["numbers"]["song_unsettled_total"] == unsettled
+
+
+def test_plots_have_one_panel_per_activation(tiny_outcomes):
+    align, curves, real = song.split_outcomes(tiny_outcomes)
+    table = alignment_rows(align)
+    assert len(song.plot_steps(align, ("relu",)).axes) == 1
+    fig = song.plot_alignment(table + [_row("tanh", lam, 12, 0.1 * k) for k, lam in enumerate(LAMBDAS["tanh"])], ("relu", "tanh"))
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == r"final $\cos(\beta, b)$"
+    assert len(song.plot_loss_curves(curves, ("relu",)).axes) == 1
+    assert [ax.get_title() for ax in song.plot_real_data(real).axes] == ["MNIST: error-signal alignment", "MNIST: test accuracy"]
+    plt.close("all")
+
+
+def test_alignment_claims_skip_what_needs_several_widths(tmp_path):
+    results = _results(tmp_path)
+    song.alignment_claims(results, _authors_rows("relu", 200), ("relu",))
+    claims = {c["id"]: c for c in results.claims}
+    assert list(claims) == ["S2a_relu", "S3a_relu", "S2b", "S3b", "S3c"]
+    assert claims["S2a_relu"]["passed"] and claims["S3a_relu"]["passed"] and claims["S3b"]["passed"]
+    assert claims["S3b"]["measured"] == {"relu p=200": [PUBLISHED_ALIGNMENT["relu", lam][200][0] for lam in LAMBDAS["relu"]]}
+    for claim_id in ("S2b", "S3c"):
+        assert claims[claim_id]["verdict"] == "not evaluated" and claims[claim_id]["reason"] == song.SEVERAL_WIDTHS
+
+
+def test_alignment_claims_fail_outside_their_bounds(tmp_path):
+    table = _authors_rows("relu", 200, shift=0.09) + _authors_rows("relu", 400)
+    table[1], table[2] = dict(table[2], lam=table[1]["lam"]), dict(table[1], lam=table[2]["lam"])  # not increasing at p=200
+    results = _results(tmp_path)
+    song.alignment_claims(results, table, ("relu",))
+    claims = {c["id"]: c for c in results.claims}
+    assert not claims["S2a_relu"]["passed"] and not claims["S3a_relu"]["passed"]  # 0.09 > both bounds
+    assert not claims["S3b"]["passed"]
+    assert claims["S2b"]["passed"] == (table[0]["mean"] > table[4]["mean"])
+    ratio = claims["S3c"]["measured"]["ratio p_max / p_min"]
+    assert set(ratio) == {"relu λ=0.02", "relu λ=0.05", "relu λ=0.2"} and claims["S3c"]["passed"] == all(v > 0.5 for v in ratio.values())
+    numbers = song.alignment_numbers(table, ("relu",))["numbers"]
+    assert numbers["song_relu_s2_max_diff"] == pytest.approx(0.09) and numbers["song_relu_align0_pmin"] == table[0]["mean"]
+
+
+def test_alignment_numbers_linear_np():
+    table = _authors_rows("linear", 200) + _authors_rows("linear", 400)
+    for r in table:
+        if r["lam"] == 0:
+            r["mean"] = 0.5 * song.N_SAMPLES / r["p"]
+    records = song.alignment_numbers(table, ("linear",))
+    assert records["metrics"]["linear_alignment_times_p_over_n"] == {200: pytest.approx(0.5), 400: pytest.approx(0.5)}
+    assert records["numbers"]["song_linear_np_pmax"] == pytest.approx(0.5)
+    assert records["numbers"]["song_linear_align0_authors_pmin"] == published_alignment("linear", 0.0, 200)[0]
+
+
+def _rate(activation, rule, measured, predicted, r2=0.99, diverged=0):
+    return {"activation": activation, "p": 200, "rule": rule, "trials": 2, "diverged": diverged, "measured_slope": measured,
+            "predicted_slope": predicted, "predicted_slope_g": 2 * predicted, "predicted_slope_final": 3 * predicted,
+            "ratio": measured / predicted, "r2_min": r2}
+
+
+def test_convergence_claims_follow_the_bounds(tmp_path):
+    rates = [_rate("relu", "fa", -1.0, -1.0), _rate("relu", "bp", -2.0, -1.5),
+             _rate("tanh", "fa", -1.0, 0.5, r2=0.9), _rate("tanh", "bp", -0.5, -1.0)]
+    results = _results(tmp_path)
+    song.convergence_claims(results, rates, ("relu", "tanh"))
+    claims = {c["id"]: c for c in results.claims}
+    assert claims["S1a_relu"]["passed"] and not claims["S1a_tanh"]["passed"]
+    assert claims["S1a_tanh"]["measured"] == {"fa": 0.9, "bp": 0.99}
+    assert claims["S1b_relu"]["passed"] and not claims["S1b_tanh"]["passed"]  # a positive prediction predicts nothing
+    assert claims["S1b_relu"]["measured"] == {"ratio": 1.0, "predicted_slope": -1.0, "measured_slope": -1.0}
+    assert not claims["S1c"]["passed"] and claims["S1c"]["measured"]["tanh"] == {"bp": -0.5, "fa": -1.0}
+    numbers = song.convergence_numbers(rates, ("relu", "tanh"))["numbers"]
+    assert numbers["song_s1_in_band"] == 1 and numbers["song_s1_fa_rows"] == 2 and numbers["song_tanh_r2_min"] == 0.9
+    assert numbers["song_relu_ratio_bp"] == pytest.approx(2 / 1.5) and numbers["song_relu_fa_kernel_change"] == 3
+    assert numbers["song_relu_fa_predicted_g_ratio"] == 0.5
+
+
+def test_plateau_claims_use_a_factor_two(tmp_path):
+    plateaus = [{"activation": "relu", "lam": lam, "ratio": ratio, "ratio_final_kernel": 1.0 + ratio}
+                for lam, ratio in ((0.02, 0.5), (0.05, 2.0))] + [{"activation": "tanh", "lam": 0.1, "ratio": 0.49, "ratio_final_kernel": 1.1}]
+    results = _results(tmp_path)
+    song.plateau_claims(results, plateaus, ("relu", "tanh"))
+    claims = {c["id"]: c for c in results.claims}
+    assert claims["S4_relu"]["passed"] and claims["S4_relu"]["measured"] == {"λ=0.02": 0.5, "λ=0.05": 2.0}
+    assert not claims["S4_tanh"]["passed"]
+    assert song.plateau_numbers(plateaus)["numbers"] == dict(song_plateau_ratio_min=0.49, song_plateau_ratio_max=2.0,
+                                                            song_plateau_final_kernel_min=1.1, song_plateau_final_kernel_max=3.0)
+
+
+def test_real_data_records_numbers_and_claims(tiny_outcomes, tmp_path):
+    _, _, real = song.split_outcomes(tiny_outcomes)
+    records = song.real_data_records(real, song.PROFILES["ci"])
+    assert records["texts"] == {"song_real_dataset": "MNIST"} and records["metrics"]["real_data_sha256"] == {"train": "abc"}
+    assert records["numbers"]["song_real_steps"] == int(real.history.steps[-1]) and records["numbers"]["song_real_epochs"] == 2
+    alignment, accuracy = song.real_data_finals(real)
+    numbers = song.real_data_numbers(real)
+    assert set(numbers["metrics"]["real_final_alignment"]) == {"0", "0.1", "0.3"}
+    assert numbers["numbers"]["song_real_align_0p3"] == alignment[0.3]["mean"] == real.history.final("error_alignment")[2]
+    assert numbers["numbers"]["song_real_acc_0p1"] == pytest.approx(100 * real.history.final("test_accuracy")[1])
+    skipped = _results(tmp_path)
+    song.real_data_claims(skipped, real, evaluate=False)
+    assert [(c["id"], c["verdict"], c["reason"]) for c in skipped.claims] == [(k, "not evaluated", song.SHORT_REAL_RUN) for k in ("S5a", "S5b", "S5c")]
+    results = _results(tmp_path)
+    song.real_data_claims(results, real, evaluate=True)
+    claims = {c["id"]: c for c in results.claims}
+    assert claims["S5a"]["measured"] == alignment[0.0]["mean"] and claims["S5a"]["passed"] == (alignment[0.0]["mean"] < 0.1)
+    ratios = claims["S5b"]["measured"]["ratio to lambda = 0"]
+    assert ratios["0.3"] == pytest.approx(alignment[0.3]["mean"] / alignment[0.0]["mean"])
+    assert claims["S5b"]["passed"] == all(v >= 2 for v in ratios.values())
+    a0 = accuracy[0.0]["mean"]
+    assert claims["S5c"]["measured"]["margin"] == pytest.approx(2 * math.sqrt(2 * a0 * (1 - a0) / real.n_test))
+
+
+def test_cost_records_scale_with_the_measured_time(tiny_outcomes):
+    align, curves, real = song.split_outcomes(tiny_outcomes)
+    records = song.cost_records(align, curves, real)
+    unit = cost_per_unit([*align, *curves.values()])
+    assert records["metrics"]["cost_per_network_step_unit"] == unit
+    assert records["numbers"]["song_cost_ns"] == pytest.approx(1e9 * unit["relu"])
+    per_step = real.seconds / (len(real.lam) * int(real.history.steps[-1]))
+    assert records["numbers"]["song_real_ms_per_network_step"] == pytest.approx(1e3 * per_step)
+    assert records["numbers"]["song_paper_real_hours"] == pytest.approx(per_step * 10 * 3 * 300 * 100 / 3600)
+    assert records["numbers"]["song_paper_alignment_hours"] == paper_cost_hours(align, unit)["alignment"]

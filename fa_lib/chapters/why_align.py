@@ -2,7 +2,7 @@
 
 Fixed points of the FA and DFA updates and their stability (Chu & Bacho, 2024).
 
-Conventions (the book's notation page, ``book/notation.md``): ``weights[i]`` is ``(S, n_{i+1}, n_i)`` with
+Conventions (the book's notation page): ``weights[i]`` is ``(S, n_{i+1}, n_i)`` with
 one leading seed dimension ``S``; ``x`` is ``(S, N, n_0)`` or ``(N, n_0)``; targets ``y``
 are ``(S, N, n_L)``. The loss is ``"mse"``, ``L = (1/N) sum_n 1/2 ||f_n - y_n||^2``.
 

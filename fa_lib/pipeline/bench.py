@@ -79,7 +79,7 @@ def fa_vs_bp_step(widths=(784, 256, 256, 10), seeds: int = 8, batch: int = 100, 
 
 def _two_layer_step(activation: str, p: int, networks: int, steps: int) -> Callable[[], Any]:
     """``steps`` updates of the Song chapter's step (:class:`fa_lib.chapters.two_layer_convergence.TwoLayerStep`, row-space form) on a batch."""
-    x, y, weights, b = song._prepared(activation, p, list(range(networks)), song.N_SAMPLES, song.INPUT_DIM,
+    x, y, weights, b = song.prepared_trials(activation, p, list(range(networks)), song.N_SAMPLES, song.INPUT_DIM,
                                       torch.float32, "cpu")
     stepper = song.TwoLayerStep(x, y, weights, b, rule="fa", activation=activation, lr=song.LEARNING_RATES[activation],
                                 lam=0.02)
