@@ -46,7 +46,7 @@ from .networks import (
 )
 from .parallel import available_cores, resolve_workers, run_parallel
 from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style
-from .results import Results, load_results, to_jsonable
+from .results import Results, claims_html, format_measured, load_results, to_jsonable, verdict_badge
 from .training import History, stack_settings, steps_per_epoch, summarize_seeds, train
 from .validation import PROFILES, check_choice, check_int, check_parameters, check_positive, select_profile
 

@@ -9,6 +9,7 @@ so a failed run leaves any earlier file untouched.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .plotting import SAVE_DPI, fit_to_page
 from .validation import PROFILES, check_choice
 
 CLAIM_KINDS = ("paper", "implementation")
@@ -57,15 +59,59 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} in a results file")
 
 
-def compact(value: Any) -> str:
-    """A short rendering of a measured value: numbers to 4 significant digits, recursively."""
+def _words(key: Any) -> str:
+    """A results key as words: ``worst_seed`` -> ``worst seed``."""
+    return str(key).replace("_", " ")
+
+
+def format_measured(value: Any) -> str:
+    """A measured value as a reader reads it: numbers to 3 significant digits, booleans as yes/no, a dict as
+    ``key: value`` pairs separated by semicolons (underscores of keys read as spaces) (nested dicts in parentheses), a list comma-separated."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
+        parts = [f"{_words(k)}: {format_measured(v)}" if not isinstance(v, dict) else f"{_words(k)} ({format_measured(v)})"
+                 for k, v in value.items()]
+        return "; ".join(parts)
     if isinstance(value, list):
-        return "[" + ", ".join(compact(v) for v in value) + "]"
+        return ", ".join(format_measured(v) for v in value)
     return "n/a" if value is None else str(value)
+
+
+VERDICT_COLORS = {"deviates": "warning", "not evaluated": "secondary", "reproduced": "success", "not run": "dark"}
+"""The badge colour (sphinx-design's) of each verdict, and the order in which the scorecard lists them."""
+
+
+def verdict_badge(verdict: str) -> str:
+    """The verdict as an HTML badge (sphinx-design's classes in the book; plain text elsewhere)."""
+    color = VERDICT_COLORS[verdict]
+    return f'<span class="sd-sphinx-override sd-badge sd-bg-{color} sd-bg-text-{color} verdict">{verdict}</span>'
+
+
+def claims_html(rows: Sequence[Mapping[str, str]], *, link: str | None = None, tolerance: bool = True) -> str:
+    """An HTML table of claims (class ``claims``, the book's ``fa.css`` lays it out to fit any width): claim,
+    verdict badge, statement, and the measured value with the expected one (and, with ``tolerance``, the
+    tolerance and its reason). ``rows`` have ``id``, ``verdict``, ``statement``, ``expected``, ``measured``
+    (already formatted, or why it was not evaluated) and ``tolerance``; each row is anchored ``claim-<id>``,
+    and with ``link`` (a page) the claim links to that anchor there. Contains no blank line (one Markdown block)."""
+    esc = html.escape
+    out = ['<table class="claims">', '<colgroup><col class="claim-id"><col class="claim-verdict"><col class="claim-statement">'
+           '<col class="claim-measured"></colgroup>',
+           "<thead><tr><th>claim</th><th>verdict</th><th>statement</th><th>measured</th></tr></thead>", "<tbody>"]
+    for r in rows:
+        anchor = f"claim-{r['id']}"
+        name = f'<a href="{esc(link)}#{anchor}">{esc(r["id"])}</a>' if link else esc(r["id"])
+        detail = f"<div>{esc(r['measured'])}</div>"
+        if r.get("expected"):
+            detail += f'<div class="expected">expected: {esc(r["expected"])}</div>'
+        if tolerance and r.get("tolerance"):
+            detail += f'<div class="tolerance">tolerance: {esc(r["tolerance"])}</div>'
+        out.append(f'<tr id="{anchor}"><td>{name}</td><td>{verdict_badge(r["verdict"])}</td>'
+                   f"<td>{esc(r['statement'])}</td><td>{detail}</td></tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(" ".join(line.split("\n")) for line in out)
 
 
 def git_commit(path: Path | None = None) -> str:
@@ -123,27 +169,28 @@ class Results:
         """Record more of the seeds the run uses (kept sorted, without repeats)."""
         self.seeds = sorted(set(self.seeds) | {int(s) for s in seeds})
 
-    def number(self, name: str, value: float | int, *, glue_as: str | None = None) -> float | int:
-        """Record a scalar in ``metrics`` and glue it as ``glue_as`` (default ``name``)."""
+    def number(self, name: str, value: float | int, *, glue_as: str | None = None) -> None:
+        """Record a scalar in ``metrics`` and glue it as ``glue_as`` (default ``name``). Returns nothing, so
+        that a cell ending with it shows no bare number."""
         value = to_jsonable(value)
         self.metrics[name] = value
         glue(glue_as or name, value if value is not None else float("nan"))
-        return value
 
     def metric(self, name: str, value: Any) -> None:
         """Record a table or array in ``metrics`` (not glued)."""
         self.metrics[name] = to_jsonable(value)
 
-    def text(self, name: str, value: str) -> str:
+    def text(self, name: str, value: str) -> None:
         """Glue a string for the prose (dataset names, verdicts) and record it."""
         self.metrics[name] = value
         glue(name, value)
-        return value
 
     def figure(self, name: str, fig: Any) -> None:
-        """Glue a matplotlib figure and save it as ``figures/<notebook>-<name>.png``."""
+        """Make ``fig``'s text legible at the book's width (:func:`~fa_lib.plotting.fit_to_page`), glue it and
+        save it as ``figures/<notebook>-<name>.png``."""
+        fit_to_page(fig)
         self.figure_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.figure_dir / f"{self.notebook}-{name}.png", dpi=120, bbox_inches="tight")
+        fig.savefig(self.figure_dir / f"{self.notebook}-{name}.png", dpi=SAVE_DPI, bbox_inches="tight")
         try:
             from myst_nb import glue as nb_glue
         except ImportError:
@@ -190,28 +237,24 @@ class Results:
         glue(f"{id}_verdict", verdict)
 
     def claims_table(self) -> str:
-        """The claims recorded so far as Markdown (display it with IPython's ``Markdown``).
+        """The claims recorded so far as Markdown holding :func:`claims_html` tables (display it with IPython's
+        ``Markdown``): measured value, expected value, tolerance with its reason and verdict of each claim.
 
         One table while every claim is a paper claim; otherwise a "Paper claims" table and an
         "Implementation checks" table, each under its own heading.
         """
 
-        def table(claims: list[dict[str, Any]]) -> list[str]:
-            rows = ["| claim | statement | expected | measured | verdict |", "| --- | --- | --- | --- | --- |"]
-            for c in claims:
-                measured = c["reason"] if c["verdict"] == "not evaluated" else compact(c["measured"])
-                verdict = {"reproduced": "reproduced", "deviates": "**deviates**", "not evaluated": "*not evaluated*"}[c["verdict"]]
-                cells = [c["id"], c["statement"], c["expected"], measured, verdict]
-                rows.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
-            return rows
+        def table(claims: list[dict[str, Any]]) -> str:
+            return claims_html([{**c, "measured": c["reason"] if c["verdict"] == "not evaluated"
+                                 else format_measured(c["measured"])} for c in claims])
 
         by_kind = {kind: [c for c in self.claims if c.get("kind", "paper") == kind] for kind in CLAIM_KINDS}
         if not by_kind["implementation"]:
-            return "\n".join(table(self.claims))
+            return table(self.claims)
         parts = []
         for kind, claims in by_kind.items():
             if claims:
-                parts += [f"**{CLAIM_KIND_TITLES[kind]}**", "", *table(claims), ""]
+                parts += [f"**{CLAIM_KIND_TITLES[kind]}**", "", table(claims), ""]
         return "\n".join(parts).rstrip()
 
     def provenance(self) -> dict[str, Any]:

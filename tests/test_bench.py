@@ -11,8 +11,8 @@ def test_flop_count_of_a_two_layer_step():
 
 def test_performance_page_without_and_with_a_benchmark():
     times = {("00_primer", "ci"): {"seconds": 12.3, "threads": 1, "started": "2026-01-01T00:00:00+00:00"}}
-    page = pages.performance_markdown(None, times)
-    assert page.startswith("# Performance") and "make bench" in page and "| 00_primer | ci | 12 | 1 |" in page
+    page = pages.performance_markdown([], times)
+    assert page.startswith("# Performance") and "make bench" in page and "| 00_primer | ci | 12 | 1 | `?` |" in page
     fake = {
         "machine": {"date": "d", "cpu": "cpu", "cores": 2, "threads": 1, "python": "3.11", "torch": "t", "git_commit": "c"},
         "fa_vs_bp": {"widths": [4, 3], "seeds": 2, "batch": 5, "seconds_per_step": {"bp": 1e-3}, "fa_over_bp": 1.04, "dfa_over_bp": 0.9},
@@ -20,7 +20,9 @@ def test_performance_page_without_and_with_a_benchmark():
         "against_authors": [{"p": 800, "networks": 6, "authors_ms": 1.5, "ours_ms": 0.25, "speedup": 6.0, "gflops": 32.0,
                              "matmul_gflops": 50.0, "fraction_of_matmul": 0.64}],
     }
-    page = pages.performance_markdown(fake, {})
+    page = pages.performance_markdown([{**fake, "source": "mine"}, {**fake, "machine": {**fake["machine"], "cpu": "other"},
+                                                                     "source": "the run recorded with the book"}], {})
+    assert "## Measured by mine: cpu" in page and "## Measured by the run recorded with the book: other" in page
     assert "| 4-3 | 2 | 5 | 1.00e-03 | 1.04 | 0.90 |" in page and "| 8 | 200 | 10 | 5.5 |" in page
     assert "| 800 | 6 | 1.500 | 0.250 | 6.0 | 32.0 | 50.0 | 0.64 |" in page and "No chapter has been run yet." in page
 

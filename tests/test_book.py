@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import http.server
 import os
@@ -27,6 +28,7 @@ def built_book(ci_project, ci_results, tmp_path_factory) -> Path:
     book = tmp_path_factory.mktemp("book")
     for name in SOURCES:
         shutil.copy(reproduce.Project().book / name, book / name)
+    shutil.copytree(reproduce.Project().book / "_static", book / "_static")
     stems = ci_project.chapters()
     for stem in stems:
         ci_results(stem)
@@ -68,6 +70,24 @@ def test_book_builds_every_chapter(built_book, ci_project):
     assert "the run recorded with the book" in performance and "FA / BP" in performance
 
 
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", reproduce.Project().chapters())
+def test_chapter_shows_no_raw_python_output(ci_results, ci_project, stem):
+    """What a reader sees of a code cell is a figure, a table or a sentence: no bare repr (a number, a bool,
+    a path, a dict) as a cell's value, no printed text, no "(s)" plural."""
+    ci_results(stem)
+    notebook = json.loads(ci_project.executed("ci", stem).read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            where = f"{stem} cell {index}: {''.join(cell['source'])[:80]!r}"
+            assert output["output_type"] != "execute_result", f"{where} shows its value {output['data']}"
+            assert not (output["output_type"] == "stream" and output["name"] == "stdout"), f"{where} prints {output['text']}"
+            if output["output_type"] == "display_data":
+                shown = {k: v for k, v in output["data"].items() if not k.startswith("application/papermill")}
+                assert set(shown) != {"text/plain"}, f"{where} displays a bare repr {shown}"
+                assert "(s)" not in "".join(shown.get("text/markdown", "")), where
+
+
 def _browser():
     if not (BROWSER.exists() and DRIVER.exists()):
         reason = f"headless Chromium not installed ({BROWSER}, {DRIVER}): apt-get install chromium chromium-driver"
@@ -100,11 +120,14 @@ def served_book(built_book):
 @pytest.mark.browser
 @pytest.mark.notebook
 @pytest.mark.parametrize("page,min_images,math", [
-    ("intro.html", 0, True), ("generated/00_primer.html", 3, True), ("scorecard.html", 0, False)])
+    ("intro.html", 0, True), ("scorecard.html", 0, False), ("generated/00_primer.html", 3, True),
+    ("generated/01_why_align.html", 5, True), ("generated/02_conservation_laws.html", 5, True),
+    ("generated/03_two_layer_convergence.html", 5, True)])
 def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
     driver = _browser()
     try:
         driver.set_script_timeout(60)
+        driver.set_window_size(1400, 1000)
         driver.get(f"{served_book}/{page}")
         # Wait for MathJax to finish typesetting (it is served from _static, not a CDN).
         loads_mathjax = driver.execute_script(
@@ -127,7 +150,44 @@ def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
         if math:
             assert len(driver.find_elements("css selector", "mjx-container")) > 0, "math was not typeset"
         assert "$$" not in text and "\\delta" not in text  # no raw TeX left on the page
+        if page.startswith("generated/"):
+            assert not driver.find_elements("css selector", ".tag_injected-parameters")
+            titles = [e.text for e in driver.find_elements("css selector", ".admonition-title")]
+            assert "Re-run this chapter" in titles, titles
+            # Every code cell's source is collapsed: the page shows prose, figures and tables.
+            assert not driver.execute_script(
+                "return Array.from(document.querySelectorAll('div.cell_input')).filter(e => e.offsetParent !== null).length;")
+            downloads = driver.execute_script(
+                "return Array.from(document.querySelectorAll('a.download')).map(a => a.href);")
+            assert {d.rsplit("/", 1)[-1] for d in downloads} >= {page[10:-5] + ".json", page[10:-5] + ".ipynb"}, downloads
+            statuses = driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "Promise.all(arguments[0].map(u => fetch(u).then(r => r.status))).then(done);", downloads)
+            assert set(statuses) == {200}, dict(zip(downloads, statuses))
         severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not severe, severe  # e.g. a resource that needs the internet
+    finally:
+        driver.quit()
+
+
+@pytest.mark.browser
+@pytest.mark.notebook
+@pytest.mark.parametrize("width", [1400, 420])
+@pytest.mark.parametrize("page", ["scorecard.html", "generated/00_primer.html", "generated/03_two_layer_convergence.html"])
+def test_claims_tables_fit_without_horizontal_scrolling(served_book, page, width):
+    driver = _browser()
+    try:
+        driver.set_window_size(width, 1000)
+        driver.get(f"{served_book}/{page}")
+        tables = driver.find_elements("css selector", "table.claims")
+        assert tables, "no claims table on the page"
+        overflow = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.claims')).map(t => {"
+            "  let box = t.parentElement; while (box && box.clientWidth === 0) box = box.parentElement;"
+            "  return [t.scrollWidth, box.clientWidth]; });")
+        assert all(table <= box + 1 for table, box in overflow), overflow
+        page_width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
+        if page == "scorecard.html":
+            assert page_width[0] <= page_width[1] + 1, page_width  # the whole page, not only its tables
     finally:
         driver.quit()

@@ -16,6 +16,7 @@ import pytest
 
 from fa_lib.pipeline import pages
 from fa_lib.pipeline import reproduce as R
+from fa_lib.results import verdict_badge
 
 pytestmark = pytest.mark.notebook
 
@@ -157,9 +158,13 @@ def test_deviating_claims_are_findings_not_failures(project, capsys):
                         ("02_beta", "T2"): "deviates", ("02_beta", "T3"): "not evaluated", ("03_gamma", "(all)"): "not run"}
     project.book.mkdir()
     page = pages.write_scorecard_page(project.book, rows, "ci").read_text()
-    assert "3 reproduced, 1 deviate, 1 not evaluated, 1 not run" in page and "| 0.1235 |" in page
-    assert "[Chapter alpha](generated/01_alpha.ipynb)" in page  # titles come from the notebooks' first heading
-    assert "| T3 | *not evaluated* | a claim this profile cannot test |  | needs the paper profile |" in page
+    assert "3 reproduced, 1 deviate, 1 not evaluated, 1 not run" in page and "<div>0.123</div>" in page
+    assert "## Chapter alpha" in page and "[The chapter](generated/01_alpha.ipynb): 2 reproduced." in page
+    beta = page[page.index("## Chapter beta"):page.index("## 03_gamma")]
+    assert beta.index('id="claim-T2"') < beta.index('id="claim-T3"') < beta.index('id="claim-T1"')  # deviations first
+    assert ('<td><a href="generated/02_beta.html#claim-T3">T3</a></td><td>' + verdict_badge("not evaluated") +
+            "</td><td>a claim this profile cannot test</td><td><div>needs the paper profile</div></td>") in beta
+    assert verdict_badge("not run") in page[page.index("## 03_gamma"):]
 
 
 def test_bad_arguments_are_rejected(project, capsys):
@@ -177,6 +182,7 @@ def test_chapter_page_drops_the_injected_cell_and_adds_the_rerun_box(project):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nbformat.read(executed, as_version=4).cells)
     page = pages.chapter_page(executed, project.results_file("ci", "01_alpha"), "01_alpha", "ci")
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in page.cells)
+    assert all("hide-input" in c.metadata.tags for c in page.cells if c.cell_type == "code")  # code one click away
     assert str(project.results) not in nbformat.writes(page)  # the machine's results path is gone
     assert page.cells[0].source.startswith("Intro text.") and "Re-run this chapter" in page.cells[1].source
     box = page.cells[1].source

@@ -45,7 +45,9 @@ def test_a_claim_not_evaluated_is_recorded_with_its_reason(tmp_path):
     assert [c["verdict"] for c in r.claims] == ["not evaluated", "deviates"]
     assert r.claims[0]["reason"] == "needs p >= 400" and r.claims[0]["passed"] is None
     table = r.claims_table()
-    assert "| X2 | s |  | needs p >= 400 | *not evaluated* |" in table and "**deviates**" in table
+    assert ('<tr id="claim-X2"><td>X2</td><td>' + F.verdict_badge("not evaluated") + "</td><td>s</td>"
+            "<td><div>needs p &gt;= 400</div></td></tr>") in table
+    assert F.verdict_badge("deviates") in table
     with pytest.raises(ValueError, match="reason"):
         r.skip_claim("X4", statement="s", reason="")
     with pytest.raises(ValueError, match="twice"):
@@ -134,14 +136,25 @@ def test_select_profile():
         F.check_positive("lr", 0.0)
 
 
-def test_claims_table_is_markdown(tmp_path):
+def test_claims_table_shows_measured_expected_tolerance_and_verdict(tmp_path):
     r = _results(tmp_path)
-    r.claim("X1", statement="a | b", expected="e", measured={"gap": 0.123456}, tolerance="t", passed=True)
+    r.claim("X1", statement="a < b & c", expected="e", measured={"gap": 0.123456, "ok": True, "cells": {"p=2": 1.5}},
+            tolerance="t because u", passed=True)
     r.claim("X2", statement="s", expected="e", measured=None, tolerance="t", passed=False)
-    lines = r.claims_table().splitlines()
-    assert lines[0] == "| claim | statement | expected | measured | verdict |"
-    assert lines[2] == "| X1 | a \\| b | e | {gap: 0.1235} | reproduced |"
-    assert lines[3] == "| X2 | s | e | n/a | **deviates** |"
+    table = r.claims_table()
+    assert table.startswith('<table class="claims">') and "\n\n" not in table  # one Markdown block
+    rows = [line for line in table.splitlines() if line.startswith("<tr id=")]
+    assert rows[0] == ('<tr id="claim-X1"><td>X1</td><td>' + F.verdict_badge("reproduced") + "</td><td>a &lt; b &amp; c</td>"
+                       '<td><div>gap: 0.123; ok: yes; cells (p=2: 1.5)</div><div class="expected">expected: e</div>'
+                       '<div class="tolerance">tolerance: t because u</div></td></tr>')
+    assert "<div>n/a</div>" in rows[1] and F.verdict_badge("deviates") in rows[1]
+
+
+def test_format_measured_reads_like_prose():
+    assert F.format_measured({"bp": 87.12345, "fa": [0.5, None], "diverged": 0}) == "bp: 87.1; fa: 0.5, n/a; diverged: 0"
+    assert F.format_measured(-0.0025408234560936748) == "-0.00254"
+    assert F.format_measured(False) == "no"
+    assert F.format_measured({"worst_seed": 1}) == "worst seed: 1"
 
 
 def test_claims_table_separates_implementation_checks(tmp_path):
@@ -150,8 +163,30 @@ def test_claims_table_separates_implementation_checks(tmp_path):
     r.claim("K1", statement="identity", expected="e", measured=2.0, tolerance="t", passed=False, kind="implementation")
     text = r.claims_table()
     paper, checks = text.split("**Implementation checks")
-    assert paper.startswith("**Paper claims**") and "| X1 | paper |" in paper and "K1" not in paper
-    assert "| K1 | identity | e | 2 | **deviates** |" in checks and "X1" not in checks
+    assert paper.startswith("**Paper claims**") and "<td>X1</td>" in paper and "K1" not in paper
+    assert "<td>K1</td>" in checks and "<div>2</div>" in checks and "X1" not in checks
     assert [c["kind"] for c in r.claims] == ["paper", "implementation"]
     with pytest.raises(ValueError, match="kind='proof' is not allowed"):
         r.claim("X3", statement="s", expected="e", measured=0, tolerance="t", passed=True, kind="proof")
+
+
+def test_figures_are_made_legible_at_the_book_width(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fa_lib.plotting import MIN_TEXT_PT, PAGE_PIXELS, SAVE_DPI, fit_to_page
+
+    for width in (5.0, 12.0):
+        fig, ax = plt.subplots(figsize=(width, 3))
+        ax.plot([1, 2], [3, 4], label="a line")
+        ax.legend(fontsize=5)
+        ax.set_xlabel("x", fontsize=5)
+        fit_to_page(fig)
+        fig.canvas.draw()
+        scale = min(1.0, PAGE_PIXELS / (width * SAVE_DPI))
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()] + ax.get_xticklabels() + ax.get_yticklabels()
+        rendered_pt = min(t.get_fontsize() for t in texts) * SAVE_DPI / 72 * scale * 72 / 96
+        assert rendered_pt >= MIN_TEXT_PT - 1e-9, (width, rendered_pt)
+        plt.close(fig)

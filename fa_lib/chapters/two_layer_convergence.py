@@ -41,6 +41,7 @@ from ..networks import (
     loss_and_output_delta,
 )
 from ..parallel import resolve_workers
+from ..plotting import width_label
 from ..training import History, steps_per_epoch, summarize_seeds, train
 from ..validation import check_choice, check_int, check_positive
 
@@ -1365,7 +1366,7 @@ def sweep_records(outcomes: Sequence) -> dict:
 
 
 def plot_steps(cells: Sequence[AlignmentCell], activations: Sequence[str]):
-    """Every alignment trial's steps / ``T_min`` per lambda (x) and width (colour), one panel per activation."""
+    """Every alignment trial's steps / ``T_min`` per lambda (x) and width (grey level), one panel per activation."""
     import matplotlib.pyplot as plt
 
     widths = sorted({c.p for c in cells})
@@ -1374,8 +1375,9 @@ def plot_steps(cells: Sequence[AlignmentCell], activations: Sequence[str]):
         for k, lam in enumerate(LAMBDAS[activation]):
             for j, cell in enumerate(c for c in cells if c.activation == activation):
                 ratio = cell.steps[cell.select(lam)] / cell.min_steps
-                ax.plot(np.full(ratio.size, k + 0.25 * (j - (len(widths) - 1) / 2)), ratio, "o", ms=3, alpha=0.6,
-                        color=f"C{j}", label=f"p={cell.p}" if k == 0 else None)
+                shade = 0.65 - 0.55 * j / max(1, len(widths) - 1)  # greys, light to dark with p: the colours C0, C1, ... mean lambda
+                ax.plot(np.full(ratio.size, k + 0.25 * (j - (len(widths) - 1) / 2)), ratio, "o", ms=3, alpha=0.7,
+                        color=str(shade), label=f"p={cell.p}" if k == 0 else None)
         ax.set_xticks(range(len(LAMBDAS[activation])), [f"{v:g}" for v in LAMBDAS[activation]])
         ax.set(xlabel="λ", title=activation)
     axes[0][0].set_ylabel("steps / T_min")
@@ -1416,7 +1418,7 @@ def plot_alignment(table: Sequence[dict], activations: Sequence[str], *, all_pub
         for k, lam in enumerate(LAMBDAS[activation]):
             rows = [r for r in table if r["activation"] == activation and r["lam"] == lam]
             p, mean, sd = (np.array([r[key] for r in rows], dtype=float) for key in ("p", "mean", "sd"))
-            ax.plot(p, mean, "-", color=f"C{k}", label=f"λ={lam:g}")
+            ax.plot(p, mean, "-s", ms=4, color=f"C{k}", label=f"λ={lam:g}")
             ax.fill_between(p, mean - sd, mean + sd, color=f"C{k}", alpha=0.15, linewidth=0)
             published = PUBLISHED_ALIGNMENT.get((activation, lam), {})
             shown = list(published) if all_published else [q for q in published if min(widths) <= q <= max(widths)]
@@ -1424,11 +1426,12 @@ def plot_alignment(table: Sequence[dict], activations: Sequence[str], *, all_pub
                 ax.errorbar(shown, [published[q][0] for q in shown], yerr=[published[q][1] for q in shown], fmt="o",
                             mfc="none", color=f"C{k}", capsize=3, ms=6)
         ax.set_xscale("log")
-        ax.set_xticks(widths, [str(p) for p in widths])
+        ax.set_xticks(widths, [width_label(p) for p in widths])
         ax.minorticks_off()
         ax.set(xlabel="width p", title=f"{activation}, lr={LEARNING_RATES[activation]:g}")
-        ax.legend(fontsize="small", title="lines: ours; circles: authors", title_fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2)
     axes[0][0].set_ylabel(r"final $\cos(\beta, b)$")
+    fig.suptitle("filled squares and bands: ours (mean ± sd over trials); open circles: the authors' published mean ± sd")
     return fig
 
 
@@ -1441,6 +1444,26 @@ def alignment_display_rows(table: Sequence[dict]) -> list[dict]:
              "ours − authors": "—" if r["difference"] is None else f"{r['difference']:+.3f}",
              "ours, stopped at T_min": f"{r['mean_at_min']:.3f}",
              "bound": "—" if r["authors_mean"] is None else f"{tolerance_against_authors(r):.3f}"} for r in table]
+
+
+AGREEMENT_COLORS = ((0.5, "#d4edda"), (1.0, "#fff3cd"), (math.inf, "#f8d7da"))
+"""Background of the "ours − authors" cell by ``|ours − authors| / bound``: within half the bound, within it, beyond it."""
+
+
+def alignment_comparison_table(table: Sequence[dict]):
+    """:func:`alignment_display_rows` as a pandas Styler without index, each "ours − authors" cell coloured by
+    ``|ours − authors| / bound`` (:data:`AGREEMENT_COLORS`; no colour where the authors published no value)."""
+    import pandas as pd
+
+    def color(row: dict) -> str:
+        if row["authors_mean"] is None:
+            return ""
+        ratio = abs(row["difference"]) / tolerance_against_authors(row)
+        return "background-color: " + next(c for bound, c in AGREEMENT_COLORS if ratio < bound)
+
+    frame = pd.DataFrame(alignment_display_rows(table))
+    colors = [color(r) for r in table]
+    return frame.style.apply(lambda _: colors, subset=["ours − authors"], axis=0).hide(axis="index")
 
 
 def alignment_numbers(table: Sequence[dict], activations: Sequence[str]) -> dict:
@@ -1641,6 +1664,15 @@ def real_data_records(real: RealDataRun, config: dict) -> dict:
             "numbers": dict(song_real_n_train=real.n_train, song_real_n_test=real.n_test, song_real_epochs=config["real"]["epochs"],
                             song_real_runs=config["real"]["runs"], song_real_steps=int(real.history.steps[-1]),
                             song_real_seconds=real.seconds)}
+
+
+def real_data_note(real: RealDataRun, config: dict) -> str:
+    """One Markdown line saying what the real-data experiment ran and how many of its networks diverged."""
+    runs, epochs = config["real"]["runs"], config["real"]["epochs"]
+    diverged = int(real.history.diverged.sum())
+    return (f"{dataset_name(real)}: {real.n_train} training and {real.n_test} test images, {epochs} "
+            f"epoch{'s' * (epochs != 1)}, {runs} run{'s' * (runs != 1)}; "
+            f"{'no network' if diverged == 0 else f'{diverged} networks'} diverged.")
 
 
 def plot_real_data(real: RealDataRun):

@@ -1001,13 +1001,14 @@ DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 def record_data(results, data) -> str:
     """Record the dataset's name (``why_dataset``), hash and sizes and the learning rate; return a line of
-    Markdown saying what was read from where."""
-    name = results.text("why_dataset", DATASET_NAMES[data.name])
+    Markdown saying what was read."""
+    name = DATASET_NAMES[data.name]
+    results.text("why_dataset", name)
     results.metric("data_sha256", data.sha256)
     results.number("why_n_train", len(data.y_train))
     results.number("why_n_test", len(data.y_test))
     results.number("why_lr", LR)
-    return (f"Dataset: **{name}**, read from `{data.directory}`; "
+    return (f"Dataset: **{name}**; "
             f"{len(data.y_train)} training and {len(data.y_test)} test images.")
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 
-from ..results import VERDICTS, compact, load_results
+from ..results import VERDICT_COLORS, VERDICTS, claims_html, format_measured, load_results, verdict_badge
 from ..validation import PROFILES
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def chapter_title(notebook: Path) -> str:
 # --------------------------------------------------------------------------- scorecard
 def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list[dict[str, str]]:
     """One row per claim of every chapter; a chapter without a valid results file is one
-    "not run" row."""
+    "not run" row. ``measured`` is :func:`format_measured` of the claim's value (or why it was not evaluated)."""
     rows = []
     for stem in stems:
         title = chapter_title(project.notebooks / f"{stem}.ipynb")
@@ -50,39 +50,49 @@ def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list
             rows.append({
                 "chapter": stem, "title": title, "paper": claim["paper"], "id": claim["id"], "statement": claim["statement"],
                 "expected": claim["expected"], "tolerance": claim["tolerance"], "verdict": claim["verdict"],
-                "measured": claim["reason"] if claim["verdict"] == "not evaluated" else compact(claim["measured"]),
+                "measured": claim["reason"] if claim["verdict"] == "not evaluated" else format_measured(claim["measured"]),
             })
     return rows
 
 
-def _cell(text: str) -> str:
+def _count(n: int, noun: str) -> str:
+    """``"1 torch thread"``, ``"2 torch threads"``."""
+    return f"{n} {noun}{'s' * (int(n) != 1)}"
+
+
+def _table_cell(text: str) -> str:
+    """Text for a cell of a Markdown pipe table."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: str) -> Path:
-    """``book/scorecard.md``, generated from the results files (nothing typed by hand)."""
+    """``book/scorecard.md``, generated from the results files (nothing typed by hand): totals, then one
+    section per chapter with a compact table (claim, verdict badge, statement, measured against expected),
+    deviations first; each claim links to its row in the chapter's claims table."""
     counts = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, "not run")}
     lines = [
         "# Reproduction scorecard", "",
         f"Every claim of every chapter at the `{profile}` profile, generated from `results/{profile}/*.json` "
-        "when the book was built. *Reproduced*: the measured value met the tolerance; *deviates*: it did "
-        "not, and the chapter shows and discusses the numbers; *not evaluated*: this profile does not run what the "
-        "claim needs (the measured column says why); *not run*: the chapter has no results file "
-        "at this profile.", "",
+        "when the book was built. *Reproduced*: the measured value met the tolerance; *deviates*: it did not, "
+        "and the chapter shows and discusses the numbers; *not evaluated*: this profile does not run what the "
+        "claim needs (the measured column says why); *not run*: the chapter has no results file at this profile. "
+        "Each claim links to its row in the chapter's claims table, which also gives its tolerance and the "
+        "reason for it.", "",
         f"Totals: {counts['reproduced']} reproduced, {counts['deviates']} deviate, {counts['not evaluated']} not evaluated, "
         f"{counts['not run']} not run.", "",
-        "| chapter | claim | verdict | statement | expected | measured | tolerance | paper |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in rows:
-        link = f"[{r['title']}](generated/{r['chapter']}.ipynb)"
-        if r["verdict"] == "not run":
-            link = r["title"]
-        verdict = {"reproduced": "reproduced", "deviates": "**deviates**", "not evaluated": "*not evaluated*", "not run": "*not run*"}[r["verdict"]]
-        cells = [link, r["id"], verdict, r["statement"], r["expected"], r["measured"], r["tolerance"], r["paper"]]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    order = list(VERDICT_COLORS)
+    for stem in dict.fromkeys(r["chapter"] for r in rows):
+        mine = sorted((r for r in rows if r["chapter"] == stem), key=lambda r: order.index(r["verdict"]))
+        title = mine[0]["title"]
+        summary = ", ".join(f"{sum(r['verdict'] == v for r in mine)} {v}" for v in order if any(r["verdict"] == v for r in mine))
+        if mine[0]["verdict"] == "not run":
+            lines += [f"## {title}", "", f"{verdict_badge('not run')} this chapter has no results at the `{profile}` profile.", ""]
+            continue
+        lines += [f"## {title}", "", f"[The chapter](generated/{stem}.ipynb): {summary}.", "",
+                  claims_html(mine, link=f"generated/{stem}.html", tolerance=False), ""]
     page = book / "scorecard.md"
-    page.write_text("\n".join(lines) + "\n")
+    page.write_text("\n".join(lines))
     return page
 
 
@@ -123,25 +133,31 @@ def rerun_box(stem: str, profile: str, provenance: dict[str, Any], parameters: S
         ":::{admonition} Re-run this chapter", ":class: tip", "",
         f"This page shows the `{profile}` profile, run from commit `{commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}` "
         f"on {str(provenance.get('started', ''))[:10]} in {float(provenance.get('seconds', 0)):.0f} s "
-        f"on {provenance.get('threads', '?')} thread(s) per process. "
+        f"with {_count(provenance.get('threads', 1), 'torch thread')} per process. "
         f"Download {{download}}`the results file <{stem}.json>` (every number and claim of the page) or "
         f"{{download}}`the executed notebook <{stem}.ipynb>`.", "",
         "From a checkout, `make reproduce CHAPTER=" + stem + " PROFILE=<profile>` re-runs it into the book; "
         "with other parameters:", "",
         "```console",
-        f".venv/bin/papermill notebooks/{stem}.ipynb /tmp/{stem}.ipynb -p profile default -p results_dir /tmp/results",
+        f".venv/bin/papermill notebooks/{stem}.ipynb /tmp/{stem}.ipynb \\",
+        "    -p profile default -p results_dir /tmp/results",
         "```", "",
         "| parameter | default | allowed values |", "| --- | --- | --- |",
     ]
-    lines += [f"| `{name}` | `{_cell(value)}` | {_cell(comment)} |" for name, value, comment in parameters]
+    lines += [f"| `{name}` | `{_table_cell(value)}` | {_table_cell(comment)} |" for name, value, comment in parameters]
     return "\n".join(lines + ["", ":::"])
 
 
 def chapter_page(executed: Path, results_file: Path, stem: str, profile: str) -> nbformat.NotebookNode:
     """The executed notebook as the book shows it: papermill's injected-parameters cell and its notebook
-    metadata (both hold paths of the machine that ran it) removed, and the re-run box after the title cell."""
+    metadata (both hold paths of the machine that ran it) removed, every code cell's input collapsed
+    (``hide-input``), and the re-run box after the title cell."""
     notebook = nbformat.read(executed, as_version=4)
     notebook.cells = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell in notebook.cells:  # the page shows prose, figures and tables; every cell's code is one click away
+        tags = cell.metadata.setdefault("tags", [])
+        if cell.cell_type == "code" and not {"hide-input", "remove-input", "remove-cell"} & set(tags):
+            tags.append("hide-input")
     notebook.metadata.pop("papermill", None)  # input and output paths of the machine that ran it
     provenance = load_results(results_file)["provenance"]
     box = nbformat.v4.new_markdown_cell(rerun_box(stem, profile, provenance, notebook_parameters(notebook)))
@@ -152,12 +168,13 @@ def chapter_page(executed: Path, results_file: Path, stem: str, profile: str) ->
 
 # --------------------------------------------------------------------------- performance and contents
 def write_performance_page(project: Project, profile: str, stems: Sequence[str]) -> Path:
-    """``book/performance.md`` from the benchmark's JSON and each chapter's recorded run time."""
-    # A local `make bench` wins; otherwise the book's recorded run (book/benchmark.json).
-    bench_file = next((f for f in (project.results / "benchmark.json", project.book / "benchmark.json") if f.is_file()), None)
-    bench = json.loads(bench_file.read_text()) if bench_file else None
-    if bench is not None:
-        bench["source"] = "this checkout's `make bench`" if bench_file.parent == project.results else "the run recorded with the book"
+    """``book/performance.md`` from the benchmark JSONs (this checkout's ``make bench``, if run, beside the run
+    recorded with the book) and each chapter's recorded run time."""
+    benches = []
+    for file, source in ((project.results / "benchmark.json", "this checkout's `make bench`"),
+                         (project.book / "benchmark.json", "the run recorded with the book")):
+        if file.is_file():
+            benches.append({**json.loads(file.read_text()), "source": source})
     times = {}
     for p in PROFILES:
         for stem in stems:
@@ -167,7 +184,7 @@ def write_performance_page(project: Project, profile: str, stems: Sequence[str])
                 continue
             times[(stem, p)] = prov
     page = project.book / "performance.md"
-    page.write_text(performance_markdown(bench, times))
+    page.write_text(performance_markdown(benches, times))
     return page
 
 
@@ -183,48 +200,60 @@ def write_toc(book: Path, stems: Sequence[str]) -> Path:
 
 
 
-def performance_markdown(bench: dict[str, Any] | None, chapter_times: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """The book's Performance page, generated from the benchmark JSON and the results files."""
-    lines = ["# Performance", ""]
-    if bench is None:
+def performance_markdown(benches: Sequence[dict[str, Any]], chapter_times: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The book's Performance page, generated from benchmark JSONs (each with its ``source``) and the results files."""
+    lines = ["# Performance", "",
+             "`make bench` times our code against itself and against the authors' method, side by side in one run, "
+             "and reports ratios (the median of interleaved repeats): absolute times on a shared machine are not a "
+             "result, and a ratio is only comparable with ratios measured on the same machine. Each section below "
+             "names the machine, the date and the commit it was measured at.", ""]
+    if not benches:
         lines += ["No benchmark has been run in this checkout: `make bench` measures it and the next book build shows it here.", ""]
-    elif "against_authors" not in bench:
-        lines += ["The benchmark file was written by an older version of `make bench`; run `make bench` again to see it here.", ""]
-    else:
-        m = bench["machine"]
-        lines += [
-            f"Measured by `make bench` ({bench.get('source', 'this checkout')}) on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), "
-            f"Python {m['python']}, torch {m['torch']}, commit `{m['git_commit']}`. Every figure below is a ratio of "
-            "timings taken side by side in the same run (the median of interleaved repeats), because absolute times "
-            "on a shared machine are not a result.", "",
-            "## FA costs what BP costs", "",
-            "| network | seeds | batch | BP s/step | FA / BP | DFA / BP |", "| --- | --- | --- | --- | --- | --- |",
-        ]
-        s = bench["fa_vs_bp"]
-        lines += [f"| {'-'.join(map(str, s['widths']))} | {s['seeds']} | {s['batch']} | {s['seconds_per_step']['bp']:.2e} | "
-                  f"{s['fa_over_bp']:.2f} | {s['dfa_over_bp']:.2f} |", ""]
-        lines += ["## Networks batched in one computation", "",
-                  "The two-layer step of the Song, Xu & Lafferty chapter (ReLU, n = 50, d = 150).", "",
-                  "| S | p | steps | S separate runs / one batched run |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r['S']} | {r['p']} | {r['steps']} | {r['speedup']:.1f} |" for r in bench["batched_vs_separate"]]
-        lines += ["", "## Against the authors' method", "",
-                  "Time per network and step of the two-layer protocol (ReLU, n = 50, FA), measured side by side: the "
-                  "authors' method (one `nn.Module` per network, a custom autograd function carrying the error back "
-                  "through b, `nn.MSELoss`, `torch.optim.SGD`, d = 150, one network at a time; written after their code) "
-                  "against ours (`song.TwoLayerStep`: a cache-sized batch of networks, row-space inputs of dimension "
-                  "n = 50, the update computed in place). The last columns give our float32 rate against the machine's "
-                  "own 1024 x 1024 matrix product, timed in the same run.", "",
-                  "| p | networks batched | authors' method, ms | ours, ms | speed-up | our GFLOP/s | matmul GFLOP/s | fraction |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['p']} | {r['networks']} | {r['authors_ms']:.3f} | {r['ours_ms']:.3f} | {r['speedup']:.1f} | "
-                  f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['fraction_of_matmul']:.2f} |" for r in bench["against_authors"]]
-        lines.append("")
+    for bench in benches:
+        lines += _bench_markdown(bench)
     lines += ["## Chapter wall times", "",
               "From the results files of this checkout (each run's own `provenance.seconds`; threads as recorded).", ""]
     if chapter_times:
-        lines += ["| chapter | profile | seconds | threads | started |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {stem} | {profile} | {prov['seconds']:.0f} | {prov['threads']} | {prov['started']} |"
-                  for (stem, profile), prov in sorted(chapter_times.items())]
+        lines += ["| chapter | profile | seconds | threads | commit | started |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {stem} | {profile} | {prov['seconds']:.0f} | {prov['threads']} | `{str(prov.get('git_commit', '?'))[:12]}` "
+                  f"| {prov['started']} |" for (stem, profile), prov in sorted(chapter_times.items())]
     else:
         lines.append("No chapter has been run yet.")
     return "\n".join(lines) + "\n"
+
+
+def _bench_markdown(bench: dict[str, Any]) -> list[str]:
+    """One benchmark's section of the Performance page."""
+    source = bench.get("source", "this checkout")
+    if "against_authors" not in bench:
+        return [f"## Measured by {source}", "",
+                "This benchmark file was written by an older version of `make bench`; run `make bench` again to see it here.", ""]
+    m = bench["machine"]
+    lines = [
+        f"## Measured by {source}: {m['cpu']}", "",
+        f"{m['cpu']}, {m['cores']} cores, {_count(m['threads'], 'torch thread')}, Python {m['python']}, torch {m['torch']}; "
+        f"{str(m['date'])[:10]}, commit `{str(m['git_commit'])[:12]}`.", "",
+        "### FA costs what BP costs", "",
+        "Seconds per training step of the same network and batch; FA and DFA as multiples of BP (1.00: the same cost).", "",
+        "| network | seeds | batch | BP s/step | FA / BP | DFA / BP |", "| --- | --- | --- | --- | --- | --- |",
+    ]
+    s = bench["fa_vs_bp"]
+    lines += [f"| {'-'.join(map(str, s['widths']))} | {s['seeds']} | {s['batch']} | {s['seconds_per_step']['bp']:.2e} | "
+              f"{s['fa_over_bp']:.2f} | {s['dfa_over_bp']:.2f} |", ""]
+    lines += ["### Networks batched in one computation", "",
+              "The two-layer step of the Song, Xu & Lafferty chapter (ReLU, n = 50, d = 150): how many times longer S "
+              "separate runs take than one batched run of the same S networks.", "",
+              "| S | p | steps | S separate runs / one batched run |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['S']} | {r['p']} | {r['steps']} | {r['speedup']:.1f} |" for r in bench["batched_vs_separate"]]
+    lines += ["", "### Against the authors' method", "",
+              "Time per network and step of the two-layer protocol (ReLU, n = 50, FA), measured side by side: the "
+              "authors' method (one `nn.Module` per network, a custom autograd function carrying the error back "
+              "through b, `nn.MSELoss`, `torch.optim.SGD`, d = 150, one network at a time; written after their code) "
+              "against ours (`TwoLayerStep`: a cache-sized batch of networks, row-space inputs of dimension "
+              "n = 50, the update computed in place). The last columns give our float32 rate against the machine's "
+              "own 1024 x 1024 matrix product, timed in the same run (1.00 would be the matrix product's rate).", "",
+              "| p | networks batched | authors' method, ms | ours, ms | speed-up | our GFLOP/s | matmul GFLOP/s | fraction |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['p']} | {r['networks']} | {r['authors_ms']:.3f} | {r['ours_ms']:.3f} | {r['speedup']:.1f} | "
+              f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['fraction_of_matmul']:.2f} |" for r in bench["against_authors"]]
+    return lines + [""]
