@@ -45,7 +45,7 @@ from .networks import (
     seeded_normal,
 )
 from .parallel import available_cores, resolve_workers, run_parallel
-from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style
+from .plotting import RULE_COLORS, RULE_LABELS, seed_band, set_style, table_style
 from .results import Results, claims_html, format_measured, load_results, to_jsonable, verdict_badge
 from .training import History, stack_settings, steps_per_epoch, summarize_seeds, train
 from .validation import PROFILES, check_choice, check_int, check_parameters, check_positive, select_profile

@@ -1,4 +1,4 @@
-"""One figure style for the whole book, and the seed-band plot every chapter uses."""
+"""One figure and table style for the whole book, and the seed-band plot every chapter uses."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def fit_to_page(fig) -> None:
                 ax.tick_params(axis=axis, which="both", labelsize=least)
     if fig.get_layout_engine() is None:
         fig.set_layout_engine("constrained")
+
+
+def table_style(frame, formats=None, *, precision: int = 3, significant: int | None = None, index: bool = False):
+    """A pandas DataFrame as every table of the book shows it (a ``Styler``, for ``display``): column names
+    with spaces for underscores, booleans as yes/no, floats to ``precision`` decimals (or ``significant``
+    digits) unless ``formats`` (column -> format string) says otherwise, and no index unless ``index``."""
+    columns = {c: frame[c].dtype for c in frame.columns}
+    bools = {c: (lambda v: "yes" if v else "no") for c, dtype in columns.items() if dtype == bool}
+    digits = {} if significant is None else {c: f"{{:.{significant}g}}" for c, dtype in columns.items() if dtype.kind == "f"}
+    style = frame.style.format(precision=precision).format({**bools, **digits, **(formats or {})})
+    style = style.format_index(lambda c: str(c).replace("_", " "), axis="columns")
+    return style if index else style.hide(axis="index")
 
 
 def width_label(p: int) -> str:

@@ -156,7 +156,8 @@ def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
             assert "Re-run this chapter" in titles, titles
             # Every code cell's source is collapsed: the page shows prose, figures and tables.
             assert not driver.execute_script(
-                "return Array.from(document.querySelectorAll('div.cell_input')).filter(e => e.offsetParent !== null).length;")
+                "return Array.from(document.querySelectorAll('div.cell_input'))"
+                ".filter(e => !(e.closest('details') && !e.closest('details').open)).length;")
             downloads = driver.execute_script(
                 "return Array.from(document.querySelectorAll('a.download')).map(a => a.href);")
             assert {d.rsplit("/", 1)[-1] for d in downloads} >= {page[10:-5] + ".json", page[10:-5] + ".ipynb"}, downloads

@@ -633,7 +633,7 @@ def law_table(rows: Sequence[Mapping[str, Any]]):
     """The rows of :func:`one_step_law_rows` as a formatted table (a pandas ``Styler``, for ``display``)."""
     formats = {"lr": "{:.4f}"} | {k: "{:.1e}" for k in ("max_relative_residual", "max_residual_over_change",
                                                        "min_change_over_terms", "max_change_over_terms")}
-    return pd.DataFrame(rows).style.format(formats).hide(axis="index")
+    return table_style(pd.DataFrame(rows), formats)
 
 
 def one_step_law_summary(rows: Sequence[Mapping[str, Any]], laws: Sequence[str]) -> dict[str, float | int]:
@@ -987,8 +987,8 @@ def alignment_rows(runs: Mapping[str, Mapping[str, Trajectory]]) -> tuple[list[d
 
 def alignment_table(by_block: Sequence[Mapping[str, Any]]):
     """The worst seed's final alignment per rule, block and layer (second output of :func:`alignment_rows`), formatted."""
-    return (pd.DataFrame(list(by_block)).pivot_table(index=["rule", "init"], columns="layer", values="min", sort=False)
-            .style.format("{:.3f}").set_caption("worst seed's final weight alignment"))
+    pivot = pd.DataFrame(list(by_block)).pivot_table(index=["rule", "init"], columns="layer", values="min", sort=False)
+    return table_style(pivot, index=True).set_caption("worst seed's final weight alignment")
 
 
 SLOPE_BAND = (0.45, 0.55)  # K5a: K3a's 10% band around the slope 1/2 of the alignment identity

@@ -41,7 +41,7 @@ from ..networks import (
     loss_and_output_delta,
 )
 from ..parallel import resolve_workers
-from ..plotting import width_label
+from ..plotting import table_style, width_label
 from ..training import History, steps_per_epoch, summarize_seeds, train
 from ..validation import check_choice, check_int, check_positive
 
@@ -1463,7 +1463,7 @@ def alignment_comparison_table(table: Sequence[dict]):
 
     frame = pd.DataFrame(alignment_display_rows(table))
     colors = [color(r) for r in table]
-    return frame.style.apply(lambda _: colors, subset=["ours − authors"], axis=0).hide(axis="index")
+    return table_style(frame).apply(lambda _: colors, subset=["ours − authors"], axis=0)
 
 
 def alignment_numbers(table: Sequence[dict], activations: Sequence[str]) -> dict:

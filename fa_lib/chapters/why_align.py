@@ -41,7 +41,7 @@ from torch.func import jacfwd, jacrev
 from ..alignment import cosine
 from ..data import DATASETS, gaussian_inputs, teacher_data
 from ..networks import RULES, backward_pass, forward, init_feedback, init_weights, seeded_generator, seeded_normal
-from ..plotting import RULE_COLORS, seed_band
+from ..plotting import RULE_COLORS, seed_band, table_style
 from ..training import History, stack_settings, steps_per_epoch, summarize_seeds, train
 from ..validation import check_choice, check_int, check_positive
 
@@ -530,11 +530,6 @@ def _network_name(rule: str, activation: str, widths: Sequence[int]) -> str:
     return f"{rule.upper()} {activation} {'-'.join(map(str, widths))}"
 
 
-def _styled(table: pd.DataFrame, formats: Mapping[str, str] | None = None, **kwargs):
-    """A pandas Styler of ``table`` without its index (for ``display``)."""
-    return table.style.format(formats, **kwargs).hide(axis="index")
-
-
 # --------------------------------------------------------------------------- C1: fixed points
 def zero_error_points(seeds: Sequence[int], device: str = "cpu") -> dict[tuple[str, tuple[int, ...]], tuple[list[Tensor], Tensor, Tensor]]:
     """``(weights, x, y)`` of a random zero-error point (:func:`random_zero_error_point`, float64) for every
@@ -578,7 +573,7 @@ def record_fixed_points(results, rows: Sequence[Mapping[str, Any]], *, n_seeds: 
         passed=bool(worst <= C1_BOUND),
         kind="implementation",  # G = (1/N) sum_n G~_n^T e_n is linear in e: at e = 0 this checks the code, not the paper
     )
-    return _styled(table, {"median_ratio": "{:.1e}", "worst_ratio": "{:.1e}"})
+    return table_style(table, {"median_ratio": "{:.1e}", "worst_ratio": "{:.1e}"})
 
 
 def stationary_points(seeds: Sequence[int], device: str = "cpu") -> dict[str, tuple[str, list[int], list[Tensor], Tensor, Tensor]]:
@@ -637,7 +632,7 @@ def record_stationary_points(results, rows: Sequence[Mapping[str, Any]], least_s
                    "are the loss's stationary points would give ||G_FA|| ~ ||G_BP|| ~ 0 and fail."),
         passed=bool(worst <= C1_BOUND and min_loss > 0),
     )
-    return _styled(table, {c: "{:.2e}" for c in table.columns if c != "point"})
+    return table_style(table, {c: "{:.2e}" for c in table.columns if c != "point"})
 
 
 # --------------------------------------------------------------------------- C2, C3a: stability
@@ -714,7 +709,7 @@ def record_jacobian_check(results, rows: Sequence[Mapping[str, Any]], *, n_rows:
         passed=bool(worst <= EIG_BOUND and sign_match),
         kind="implementation",  # autodiff Jacobian vs the closed form: a check of update_jacobian and output_jacobian
     )
-    return _styled(table.head(2 * n_rows), {"predicted": "{:.4f}", "measured": "{:.4f}", "measured_imag": "{:.1e}",
+    return table_style(table.head(2 * n_rows), {"predicted": "{:.4f}", "measured": "{:.4f}", "measured_imag": "{:.1e}",
                                             "alignment": "{:.3f}", "relative_error": "{:.1e}"})
 
 
@@ -779,7 +774,7 @@ def record_reduced_matrix(results, reduced_rows: Sequence[Mapping[str, Any]], ps
         kind="implementation",
     )
     psd_formats = {c: "{:.1e}" for c in psd.columns if c not in ("network", "fa_negative_fraction")} | {"fa_negative_fraction": "{:.2f}"}
-    return _styled(reduced, {"worst_mismatch": "{:.1e}", "stable_fraction": "{:.2f}"}), _styled(psd, psd_formats)
+    return table_style(reduced, {"worst_mismatch": "{:.1e}", "stable_fraction": "{:.2f}"}), table_style(psd, psd_formats)
 
 
 def _joined(cases: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
