@@ -649,3 +649,29 @@ def test_report_diverged(capsys):
     bad = _fake_history({"loss": np.ones((2, 3))}, diverged=np.array([True, False, True]))
     CL._report_diverged({"ok": ok, ("fa", 0.1): bad})
     assert capsys.readouterr().out.strip() == "('fa', 0.1): 2 of 3 seeds diverged and are excluded"
+
+
+@pytest.mark.parametrize("widths", [[5, 7, 1], [5, 8, 6, 3]])
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_l2_law_is_the_exact_one_step_change_and_first_order(widths, activation):
+    seeds = [0, 1, 2]
+    weights = F.init_weights(widths, seeds, dtype=torch.float64)
+    feedback = F.init_feedback(widths, seeds, rule="fa", dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 10, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(3, 10, widths[-1], generator=gen, dtype=torch.float64)
+    lr = 0.05
+    l2 = [torch.tensor([0.0, 0.1, 0.3], dtype=torch.float64)] + [torch.tensor([0.0, 0.2, 0.0], dtype=torch.float64)] * (len(widths) - 2)
+    result = F.backward_pass(weights, x, y, rule="fa", activation=activation, feedback=feedback)
+    law = CL.step_change_with_l2(weights, result.grads, feedback, lr=lr, l2=l2)
+    after = [w - lr * (g + d.reshape(-1, 1, 1) * w) for w, g, d in zip(weights, result.grads, l2)]
+    before_c = CL.conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
+    after_c = CL.conserved_quantities(after, rule="fa", feedback=feedback, per_neuron=True)
+    plain = CL.step_change(result.grads, rule="fa", lr=lr, per_neuron=True)
+    for k, (c0, c1, predicted) in enumerate(zip(before_c, after_c, law)):
+        assert torch.allclose(c1 - c0, predicted, rtol=0, atol=1e-13)
+        assert torch.allclose(predicted[0], plain[k][0], rtol=0, atol=1e-15)  # seed 0 has no L2: the plain law
+        # with L2 the change is first order: it takes both signs, where the plain law is never negative
+        assert (predicted[1:] < 0).any() and (plain[k] >= 0).all()
+    with pytest.raises(ValueError, match="one entry per layer"):
+        CL.step_change_with_l2(weights, result.grads, feedback, lr=lr, l2=l2[:1])

@@ -45,6 +45,7 @@ import torch
 from ..alignment import weight_alignment
 from ..data import noisy_subset, teacher_data
 from ..networks import Backward, check_biases, error_carrier, init_feedback, init_weights, seeded_normal
+from ..plotting import table_style
 from ..training import History, stack_settings, steps_per_epoch, summarize_seeds, train
 from ..validation import check_choice, check_int, select_profile
 
@@ -207,6 +208,42 @@ def step_change(
             if rule == "bp":
                 q = q - g_out.transpose(-1, -2) @ g_out
         out.append(_lr_like(lr, q, per_neuron) ** 2 * q)
+    return out
+
+
+def step_change_with_l2(
+    weights: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    feedback: Sequence[Tensor | None],
+    *,
+    lr: float | Tensor,
+    l2: Sequence[float | Tensor],
+) -> list[Tensor]:
+    """The exact change of FA's per-neuron ``c_{k,j}`` in one step with L2, ``W_k <- W_k - lr (G_k + l2_k W_k)``.
+
+    ReLU or linear FA without biases, at the weights before the step (``weights``, their FA
+    update directions ``grads``), ``(*S, n_k)`` per hidden layer ``k``:
+
+        lr^2 ||G_k[j,:] + l2_k W_k[j,:]||^2 - 2 lr l2_k ||W_k[j,:]||^2 + 2 lr l2_{k+1} <B_{k+1}[:,j], W_{k+1}[:,j]>.
+
+    Derived in the synthesis chapter from ``<W_k[j,:], G_k[j,:]> = <B_{k+1}[:,j], G_{k+1}[:,j]>`` (FA,
+    homogeneous activation); with ``l2 = 0`` it is :func:`step_change`'s ``lr^2 ||G_k[j,:]||^2``. The
+    last term is first order in ``lr``: L2 breaks the law at first order, by ``2 lr l2_{k+1}`` times the
+    neuron's own alignment term. ``lr`` and every ``l2_k`` (one per layer) are numbers or ``(S,)`` tensors.
+    """
+    _check_law_arguments(weights, "fa", feedback, None)
+    if len(grads) != len(weights) or len(l2) != len(weights):
+        raise ValueError(f"grads and l2 need one entry per layer ({len(weights)}); got {len(grads)} and {len(l2)}")
+    def per_seed(value: float | Tensor, dims: int) -> float | Tensor:  # a number, or (S,) -> (S, 1, ..., 1)
+        return value.reshape(*value.shape, *([1] * dims)) if isinstance(value, Tensor) else float(value)
+
+    out = []
+    for k in range(1, len(weights)):
+        w_in, w_out = weights[k - 1], weights[k]
+        eta, decay_in, decay_out = per_seed(lr, 1), per_seed(l2[k - 1], 1), per_seed(l2[k], 1)
+        step_in = grads[k - 1] + per_seed(l2[k - 1], 2) * w_in
+        out.append(eta**2 * (step_in**2).sum(dim=-1) - 2 * eta * decay_in * (w_in**2).sum(dim=-1)
+                   + 2 * eta * decay_out * (w_out * feedback[k]).sum(dim=-2))
     return out
 
 
