@@ -122,7 +122,7 @@ def served_book(built_book):
 @pytest.mark.parametrize("page,min_images,math", [
     ("intro.html", 0, True), ("scorecard.html", 0, False), ("generated/00_primer.html", 3, True),
     ("generated/01_why_align.html", 5, True), ("generated/02_conservation_laws.html", 5, True),
-    ("generated/03_two_layer_convergence.html", 5, True)])
+    ("generated/03_two_layer_convergence.html", 5, True), ("generated/04_synthesis.html", 3, True)])
 def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
     driver = _browser()
     try:
@@ -174,7 +174,8 @@ def test_page_renders_in_a_real_browser(served_book, page, min_images, math):
 @pytest.mark.browser
 @pytest.mark.notebook
 @pytest.mark.parametrize("width", [1400, 420])
-@pytest.mark.parametrize("page", ["scorecard.html", "generated/00_primer.html", "generated/03_two_layer_convergence.html"])
+@pytest.mark.parametrize("page", ["scorecard.html", "generated/00_primer.html", "generated/03_two_layer_convergence.html",
+                                  "generated/04_synthesis.html"])
 def test_claims_tables_fit_without_horizontal_scrolling(served_book, page, width):
     driver = _browser()
     try:

@@ -3,11 +3,12 @@
 * :mod:`~fa_lib.chapters.primer`: "Feedback alignment in one page" (Lillicrap et al. 2016; Nokland 2016);
 * :mod:`~fa_lib.chapters.why_align`: "Why do they align?" (Chu & Bacho, 2024);
 * :mod:`~fa_lib.chapters.conservation_laws`: "Conservation laws" (Robertson & Koyejo, 2023);
-* :mod:`~fa_lib.chapters.two_layer_convergence`: "Two-layer convergence" (Song, Xu & Lafferty, 2021).
+* :mod:`~fa_lib.chapters.two_layer_convergence`: "Two-layer convergence" (Song, Xu & Lafferty, 2021);
+* :mod:`~fa_lib.chapters.synthesis`: "Three theories on one network" (the three papers on the same runs).
 
 Each module opens with its chapter's notebook.
 """
 
-from . import conservation_laws, primer, two_layer_convergence, why_align
+from . import conservation_laws, primer, synthesis, two_layer_convergence, why_align
 
-__all__ = ["conservation_laws", "primer", "two_layer_convergence", "why_align"]
+__all__ = ["conservation_laws", "primer", "synthesis", "two_layer_convergence", "why_align"]

@@ -1,0 +1,67 @@
+"""The synthesis chapter at the ci profile: every claim's measured values, its metrics, its parameter checks."""
+
+import ast
+import json
+
+import pytest
+from conftest import NOTEBOOKS, assert_claims_pass, assert_rejects_parameter
+
+from fa_lib.chapters import synthesis as syn
+
+pytestmark = pytest.mark.notebook
+
+STEM = "04_synthesis"
+CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y4", "Y5", "Y6", "Y7a", "Y7b"}
+NOT_EVALUATED = {"Y3b"}  # one three-layer width at ci
+
+
+def test_synthesis_ci_claims_and_metrics(ci_results):
+    results = ci_results(STEM)
+    claims = {c["id"]: c for c in results["claims"]}
+    assert set(claims) == CLAIMS
+    assert {k for k, c in claims.items() if c["verdict"] == "not evaluated"} == NOT_EVALUATED
+    assert_claims_pass(results, CLAIMS - NOT_EVALUATED)
+    assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y6"}
+    assert {c["paper"] for c in claims.values()} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
+    m = {k: c["measured"] for k, c in claims.items()}
+    # the laws hold to rounding, in all three families
+    assert m["Y1"]["worst_relative_residual"] <= 1e-13 and m["Y1"]["runs"] == {"two-layer": 18, "three-layer": 9, "real": 6}
+    assert max(m["Y2"].values()) <= 1e-11
+    # Song: the fade and L2's gain are far from their bounds
+    assert m["Y3a"]["p=100"] - m["Y3a"]["p=200"] > 0.1
+    assert min(v["smallest_gain"] for v in m["Y4"].values()) > 0.02
+    # L2 breaks the law by far more than rounding in every family
+    assert max(m["Y5"]["largest_least_change_with_l2"].values()) < -1e-6
+    # Chu & Bacho: every two-layer run reached zero error, at least one three-layer run did
+    assert m["Y7a"]["reached"] == m["Y7a"]["runs"] == 6 and m["Y7b"]["reached"] >= 1
+    assert m["Y7a"]["smallest_margin"] > 0.1 and m["Y7a"]["largest_radius"] < 1
+
+    metrics = results["metrics"]
+    assert len(metrics["runs"]) == 33 and metrics["syn_diverged"] == 0
+    assert {(r["family"], r["p"]) for r in metrics["runs"]} == {("two-layer", 100), ("two-layer", 200), ("three-layer", 100), ("real", 128)}
+    assert all("margin" in r for r in metrics["runs"] if r["family"] != "real" and r["setting"] == "none")
+    assert metrics["syn_p_first"] == 100 and metrics["syn_p_last"] == 200
+    assert results["parameters"]["dataset"] == "auto" and results["parameters"]["widths"] == syn.PROFILES["ci"]["widths"]
+    assert len(results["provenance"]["seeds"]) == sum(len(v) for v in syn.chapter_seeds(0, syn.PROFILES["ci"]).values())
+
+
+def test_synthesis_notebook_is_thin():
+    """The notebook calls the chapter module: no definitions, short cells, the parameters cell first."""
+    cells = [c for c in json.loads((NOTEBOOKS / f"{STEM}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in cells[0]["metadata"].get("tags", [])
+    sources = ["".join(c["source"]) for c in cells]
+    assert max(len(s.splitlines()) for s in sources) <= 40 and sum(len(s.splitlines()) for s in sources) <= 80
+    for source in sources:
+        nodes = list(ast.walk(ast.parse(source)))
+        assert not [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], source
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("profile", "fast", "profile='fast' is not allowed"),
+    ("seed", -1, "seed=-1"),
+    ("workers", -1, "workers=-1"),
+    ("device", "tpu", "device='tpu' is not allowed"),
+    ("dataset", "cifar10", "dataset='cifar10' is not allowed"),
+])
+def test_synthesis_rejects_bad_parameters_before_computing(tmp_path, name, value, message):
+    assert_rejects_parameter(STEM, tmp_path, name, value, message)

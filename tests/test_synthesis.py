@@ -1,0 +1,157 @@
+"""The synthesis chapter's module: the L2 law tracker and its prediction, the stability identities, the task builders,
+the parameter check and the claims' ability to fail."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from fa_lib import Results
+from fa_lib.chapters import conservation_laws as CL
+from fa_lib.chapters import synthesis as syn
+from fa_lib.chapters import two_layer_convergence as song
+from fa_lib.chapters import why_align
+from fa_lib.training import stack_settings, train
+
+SEEDS = [3, 4]
+
+
+def _tracked_run(family: str, p: int, steps: int, *, l2_scale: float = 1.0, tracker_l2_scale: float = 1.0):
+    """A short run of Song's task in the three settings with the law tracked (the tracker may be told a wrong L2)."""
+    x, y, weights, feedback, scales = syn.song_task(family, p, SEEDS)
+    n = len(syn.SETTINGS)
+    batch, feedback = stack_settings([weights] * n), stack_settings([feedback] * n)
+    x, y = x.repeat(n, 1, 1), y.repeat(n, 1, 1)
+    l2 = [v * l2_scale for v in syn.l2_per_layer(family, len(SEEDS))]
+    law = syn.AlignmentLaw(batch, feedback, lr=0.02, l2=[v * tracker_l2_scale for v in l2])
+    history = train(batch, x, y, rule="fa", activation="relu", lr=0.02, steps=steps, feedback=feedback, l2=l2,
+                    layer_scales=scales, record_every=steps, on_step=law.update, extra_metrics=law.metrics, progress=False)
+    return history, law
+
+
+@pytest.mark.parametrize("family", ["two-layer", "three-layer"])
+def test_law_holds_and_predicts_every_layers_alignment(family):
+    # strong L2 (x20) so that its first-order terms dominate the 30 steps
+    history, law = _tracked_run(family, 12, 30, l2_scale=20.0)
+    assert float(law.worst_residual.max()) <= 1e-12
+    np.testing.assert_allclose(history.final("predicted_alignment"), history.final("weight_alignment"), rtol=0, atol=1e-12)
+    # without L2 no c_j decreases; with L2 on the readout some do (first order)
+    none, readout = slice(0, 2), slice(2, 4)
+    assert float(law.least_change[none].min()) >= -1e-13
+    assert float(law.least_change[readout].max()) < -1e-6
+    assert history.final("c_drift").shape == (6, 1 if family == "two-layer" else 2)
+
+
+def test_law_tracker_detects_a_wrong_law():
+    _, law = _tracked_run("two-layer", 12, 30, l2_scale=20.0, tracker_l2_scale=0.5)
+    none, with_l2 = slice(0, 2), slice(2, 6)
+    assert float(law.worst_residual[none].max()) <= 1e-12  # no L2: half of nothing is still right
+    assert float(law.worst_residual[with_l2].min()) > 1e-6
+
+
+def test_tracked_parts_are_the_libraries_conserved_quantities():
+    _, _, weights, feedback, _ = syn.song_task("three-layer", 9, SEEDS)
+    law = syn.AlignmentLaw(weights, feedback, lr=0.02, l2=[torch.zeros(len(SEEDS), dtype=syn.DTYPE)] * 3)
+    rows, inner = law._parts(weights)
+    expected = CL.conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
+    for r, i, c in zip(rows, inner, expected):
+        torch.testing.assert_close(r - 2 * i, c, rtol=0, atol=1e-12)
+
+
+def test_l2_layout_is_setting_major():
+    two, real = syn.l2_per_layer("two-layer", 2), syn.l2_per_layer("real", 2)
+    l2 = song.core_hyperparameters(syn.LR, syn.LAMBDA)[1]
+    assert two[0].tolist() == [0, 0, 0, 0, l2, l2] and two[1].tolist() == [0, 0, l2, l2, l2, l2]
+    assert len(real) == 3 and real[1].tolist() == [0, 0, 0, 0, syn.REAL_LAMBDA, syn.REAL_LAMBDA]
+
+
+def test_three_layer_task_extends_the_two_layer_one_with_its_own_draws():
+    x2, y2, w2, f2, s2 = syn.song_task("two-layer", 10, SEEDS)
+    x3, y3, w3, f3, s3 = syn.song_task("three-layer", 10, SEEDS)
+    torch.testing.assert_close(x2, x3)
+    torch.testing.assert_close(y2, y3)
+    torch.testing.assert_close(w2[0], w3[0])
+    assert w3[1].shape == f3[1].shape == (2, 10, 10) and s3 == [1.0, 10**-0.5, 10**-0.5]
+    assert abs(float(torch.corrcoef(torch.stack([w3[1].flatten(), f3[1].flatten()]))[0, 1])) < 0.2
+    with pytest.raises(ValueError, match="family='real' is not allowed"):
+        syn.song_task("real", 10, SEEDS)
+
+
+def test_reduced_matrix_is_the_fa_kernel_and_alignment_follows_from_traces():
+    x, _, weights, feedback, scales = syn.song_task("two-layer", 16, SEEDS)
+    kwargs = dict(rule="fa", activation="relu", feedback=feedback, layer_scales=scales)
+    reduced = why_align.reduced_matrix(weights, x, **kwargs)
+    torch.testing.assert_close(syn.stability_matrix(weights, x, feedback[1]), reduced, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(syn.kernel_jacobian_alignment(weights, x, feedback[1]),
+                               why_align.update_alignment(weights, x, **kwargs), rtol=0, atol=1e-12)
+
+
+def test_chapter_parameters_and_seeds():
+    assert syn.chapter_parameters("auto")["real_widths"] == syn.primer.WIDTHS
+    with pytest.raises(ValueError, match="dataset='cifar10' is not allowed"):
+        syn.chapter_parameters("cifar10")
+    seeds = syn.chapter_seeds(0, syn.PROFILES["ci"])
+    assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real"}
+    assert len({s for v in seeds.values() for s in v}) == sum(len(v) for v in seeds.values())  # no draw shared
+    jobs, _ = syn.plan(syn.PROFILES["default"], 0, "auto")
+    costs = [syn.job_cost(j["family"], j["p"], syn.PROFILES["default"]["real"]) for _, j in jobs]
+    assert costs == sorted(costs, reverse=True) and sum(j["check_reduced"] for _, j in jobs) == 1
+
+
+# --------------------------------------------------------------------------- claims
+def _rows():
+    """Rows of a passing run: two-layer widths 100 and 200, three-layer 100, real 128; two seeds each."""
+    rows = []
+    for family, p, fade in (("two-layer", 100, 0.4), ("two-layer", 200, 0.25), ("three-layer", 100, 0.3), ("real", 128, 0.1)):
+        for setting, gain in (("none", 0.0), ("readout", 0.3), ("all", 0.5)):
+            for seed in (1, 2):
+                row = dict(family=family, p=p, setting=setting, seed=seed, diverged=False, alignment=fade + gain,
+                           predicted=fade + gain, law_residual=1e-15, least_change=-1e-16 if setting == "none" else -1e-4)
+                if family == "real":
+                    row |= dict(loss=0.5, test_accuracy=0.8, hidden_alignment=0.1, hidden_predicted=0.1)
+                else:
+                    row |= dict(mse=1e-20 if setting == "none" else 1e-2)
+                if family == "three-layer":
+                    row |= dict(hidden_alignment=0.01, hidden_predicted=0.01)
+                if family != "real" and setting == "none":
+                    row |= dict(margin=0.4, radius=0.99, jacobian_alignment=0.6, growth=-9.0)
+                rows.append(row)
+    return rows
+
+
+def _edit(rows, change, **where):
+    rows = copy.deepcopy(rows)
+    for r in rows:
+        if all(r.get(k) == v for k, v in where.items()):
+            r.update(change)
+    return rows
+
+
+@pytest.mark.parametrize("edit,failing", [
+    (lambda r: r, set()),
+    (lambda r: _edit(r, dict(law_residual=1e-9), family="real", setting="all"), {"Y1"}),
+    (lambda r: _edit(r, dict(hidden_predicted=0.2), family="three-layer"), {"Y2"}),
+    (lambda r: _edit(r, dict(alignment=0.5, predicted=0.5), family="two-layer", p=200, setting="none"), {"Y3a"}),
+    (lambda r: _edit(r, dict(alignment=0.05, predicted=0.05), family="real", setting="readout"), {"Y4"}),
+    (lambda r: _edit(r, dict(least_change=-1e-9), family="three-layer", setting="none"), {"Y5"}),
+    (lambda r: _edit(r, dict(least_change=0.0), family="real", setting="readout"), {"Y5"}),
+    (lambda r: _edit(r, dict(growth=0.5), family="two-layer", p=100, seed=1), {"Y7a"}),
+    (lambda r: _edit(r, dict(radius=1.01), family="three-layer", seed=2, setting="none"), {"Y7b"}),
+    (lambda r: _edit(r, dict(mse=1e-3), family="three-layer", setting="none"), {"Y7b"}),  # nothing reached
+    (lambda r: _edit(r, dict(jacobian_alignment=-0.1), family="two-layer", p=200, seed=2, setting="none"), {"Y7a"}),
+])
+def test_each_claim_can_fail(tmp_path, edit, failing):
+    results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="robertson2023layerwise")
+    syn.record_claims(results, edit(_rows()), {"matrix": 1e-16, "alignment": 1e-15})
+    verdicts = {c["id"]: c["verdict"] for c in results.claims}
+    assert set(verdicts) == {"Y1", "Y2", "Y3a", "Y3b", "Y4", "Y5", "Y6", "Y7a", "Y7b"}
+    assert verdicts["Y3b"] == "not evaluated"  # one three-layer width
+    assert {k for k, v in verdicts.items() if v == "deviates"} == failing
+    assert {c["paper"] for c in results.claims} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
+
+
+def test_kernel_check_claim_can_fail(tmp_path):
+    results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="robertson2023layerwise")
+    syn.record_claims(results, _rows(), {"matrix": 1e-6, "alignment": 1e-15})
+    assert {c["id"] for c in results.claims if c["verdict"] == "deviates"} == {"Y6"}
