@@ -57,7 +57,7 @@ PROFILES = {
     "ci":      dict(widths={"two-layer": [100, 200], "three-layer": [100]}, seeds=3, perturb_steps=1000,
                     real=dict(n_train=6000, n_test=1000, epochs=1, seeds=2)),
     "default": dict(widths={"two-layer": [200, 400], "three-layer": [200]}, seeds=3, perturb_steps=2000,
-                    real=dict(n_train=20000, n_test=2000, epochs=3, seeds=3)),
+                    real=dict(n_train=20000, n_test=2000, epochs=2, seeds=3)),
     "paper":   dict(widths={"two-layer": [200, 800, 3200], "three-layer": [200, 400, 800]}, seeds=10, perturb_steps=4000,
                     real=dict(n_train=60000, n_test=10000, epochs=10, seeds=10)),
 }
@@ -551,8 +551,10 @@ def drift_figure(runs: Mapping[tuple[str, int], Run]):
             drift = np.nanmean(run.history.metrics["c_drift"][:, run.setting(setting), -1], axis=1)
             ax.loglog(steps[keep], drift[keep], color=SETTING_COLORS[setting], label=label)
         ax.set(xlabel="step", title=f"{run.family}, p = {run.p}")
-    axes[0].set_ylabel(r"mean $|c_j(t) - c_j(0)|$, last hidden layer")
-    axes[0].legend(fontsize="small")
+    axes[0].set_ylabel(r"mean $|c_j(t) - c_j(0)|$")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3)
+    fig.suptitle("drift of the last hidden layer's c_j (the layer below the readout)")
     return fig
 
 
