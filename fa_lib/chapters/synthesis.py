@@ -47,7 +47,7 @@ from . import why_align
 
 Tensor = torch.Tensor
 
-FAMILIES = {"two-layer": "two-layer, Song's task", "three-layer": "three-layer, Song's task", "real": "primer's network, real data"}
+FAMILIES = ("two-layer", "three-layer", "real")  # Song's task at two depths; the primer's network on real data
 SONG_FAMILIES = ("two-layer", "three-layer")
 PROFILES = {
     # widths p per family of Song's task; seeds per width (each seed: its own data, teacher, weights and feedback);
@@ -340,8 +340,7 @@ def plan(config: Mapping[str, Any], seed: int, dataset: str, device: str = "cpu"
 
 def collect(outcomes: Sequence[tuple]) -> tuple[dict[tuple[str, int], Run], list[dict[str, Any]], dict[str, float]]:
     """``({(family, p): Run}, every run's row, the reduced-matrix check)`` from :func:`measure`'s outcomes, by family and width."""
-    order = list(FAMILIES)
-    outcomes = sorted(outcomes, key=lambda o: (order.index(o[0].family), o[0].p))
+    outcomes = sorted(outcomes, key=lambda o: (FAMILIES.index(o[0].family), o[0].p))
     check = next(c for _, _, c in outcomes if c is not None)
     return {(run.family, run.p): run for run, _, _ in outcomes}, [r for _, rows, _ in outcomes for r in rows], check
 
