@@ -57,7 +57,7 @@ PROFILES = {
     "ci":      dict(widths={"two-layer": [100, 200], "three-layer": [100]}, seeds=3, perturb_steps=1000,
                     real=dict(n_train=6000, n_test=1000, epochs=1, seeds=2)),
     "default": dict(widths={"two-layer": [200, 400], "three-layer": [200]}, seeds=3, perturb_steps=2000,
-                    real=dict(n_train=20000, n_test=2000, epochs=2, seeds=3)),
+                    real=dict(n_train=20000, n_test=1000, epochs=2, seeds=3)),
     "paper":   dict(widths={"two-layer": [200, 800, 3200], "three-layer": [200, 400, 800]}, seeds=10, perturb_steps=4000,
                     real=dict(n_train=60000, n_test=10000, epochs=10, seeds=10)),
 }
@@ -107,7 +107,9 @@ class AlignmentLaw:
     W_{k+1}[:,j]>`` with :func:`~fa_lib.chapters.conservation_laws.step_change_with_l2` (``worst_residual`` ``(S,)``:
     max over steps, layers and neurons of ``|change - law| / (||W_k[j,:]||^2 + 2 |<B_{k+1}[:,j], W_{k+1}[:,j]>|)``;
     ``least_change`` ``(S,)``: min of ``change / terms``), and advances the prediction ``u`` ``(S, L-1)`` of
-    ``<W_{k+1}, B_{k+1}>`` from layer ``k`` alone (module docstring). :meth:`metrics` is ``train``'s
+    ``<W_{k+1}, B_{k+1}>`` from layer ``k`` alone: summed over ``j`` the law says ``||W_k||^2 - 2 u`` changes by the
+    law's total, so ``u(t+1) = u(t) + 1/2 (||W_k(t+1)||^2 - ||W_k(t)||^2 - sum_j law_j)``, the recursion of the module
+    docstring written with the law's terms. :meth:`metrics` is ``train``'s
     ``extra_metrics``: ``predicted_alignment = u / (||W_{k+1}|| ||B_{k+1}||)`` and ``c_drift``, the mean over the
     neurons of each hidden layer of ``|c_{k,j}(t) - c_{k,j}(0)|``, both ``(S, L-1)``.
     """
@@ -138,11 +140,8 @@ class AlignmentLaw:
             delta = rows[k - 1] - self.rows[k - 1] - 2 * (inner[k - 1] - self.inner[k - 1])
             residual.append(((delta - laws[k - 1]).abs() / terms).amax(-1))
             change.append((delta / terms).amin(-1))
-            decay_in, decay_out = self.l2[k - 1], self.l2[k]
-            step_in = ((result.grads[k - 1] + decay_in.reshape(-1, 1, 1) * self.previous[k - 1]) ** 2).sum(dim=(-1, -2))
-            norm_before, norm_after = self.rows[k - 1].sum(-1), rows[k - 1].sum(-1)
-            u.append((1 - self.lr * decay_out) * self.u[:, k - 1]
-                     + 0.5 * (norm_after - norm_before + 2 * self.lr * decay_in * norm_before - self.lr**2 * step_in))
+            # sum over j of c_kj = ||W_k||^2 - 2 u_{k+1}: the summed law moves u by half the growth of ||W_k||^2 beyond it
+            u.append(self.u[:, k - 1] + 0.5 * (rows[k - 1].sum(-1) - self.rows[k - 1].sum(-1) - laws[k - 1].sum(-1)))
         worst, least = torch.stack(residual, -1).amax(-1), torch.stack(change, -1).amin(-1)
         self.worst_residual = torch.where(alive, torch.maximum(self.worst_residual, worst), self.worst_residual)
         self.least_change = torch.where(alive, torch.minimum(self.least_change, least), self.least_change)
