@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -43,6 +44,19 @@ def assert_claims_pass(results: dict, expected_ids: set[str]) -> None:
     assert expected_ids <= set(claims), f"missing claims {sorted(expected_ids - set(claims))}"
     failed = {k: (c["measured"], c["tolerance"]) for k, c in claims.items() if c["verdict"] == "deviates"}
     assert not failed, f"claims that deviate at the ci profile: {failed}"
+
+
+def assert_notebook_is_thin(stem: str, max_lines: int) -> None:
+    """Chapter ``stem`` calls its module: the parameters cell first, no function, class or lambda, cells of at most
+    40 lines and ``max_lines`` code lines in all, committed without outputs."""
+    cells = [c for c in json.loads((NOTEBOOKS / f"{stem}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in cells[0]["metadata"].get("tags", [])
+    assert all(not c.get("outputs") for c in cells)
+    sources = ["".join(c["source"]) for c in cells]
+    assert max(len(s.splitlines()) for s in sources) <= 40 and sum(len(s.splitlines()) for s in sources) <= max_lines
+    for source in sources:
+        nodes = list(ast.walk(ast.parse(source)))
+        assert not [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], source
 
 
 def assert_rejects_parameter(stem: str, tmp_path: Path, name: str, value, message: str) -> None:

@@ -1,10 +1,7 @@
 """The conservation-laws chapter at the ci profile: every claim's measured values, its metrics, its parameter checks."""
 
-import ast
-import json
-
 import pytest
-from conftest import NOTEBOOKS, assert_claims_pass, assert_rejects_parameter
+from conftest import assert_claims_pass, assert_notebook_is_thin, assert_rejects_parameter
 
 from fa_lib import to_jsonable
 from fa_lib.chapters import conservation_laws as CL
@@ -69,14 +66,7 @@ def test_conservation_ci_claims_and_metrics(ci_results):
 
 
 def test_conservation_notebook_is_thin():
-    """The notebook calls the chapter module: no definitions, short cells, the parameters cell first."""
-    cells = [c for c in json.loads((NOTEBOOKS / f"{STEM}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
-    assert "parameters" in cells[0]["metadata"].get("tags", [])
-    sources = ["".join(c["source"]) for c in cells]
-    assert max(len(s.splitlines()) for s in sources) <= 40 and sum(len(s.splitlines()) for s in sources) <= 410
-    for source in sources:
-        nodes = list(ast.walk(ast.parse(source)))
-        assert not [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], source
+    assert_notebook_is_thin(STEM, 410)
 
 
 @pytest.mark.parametrize("name,value,message", [
