@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from fa_lib import Results
-from fa_lib.chapters import conservation_laws as CL
 from fa_lib.chapters import synthesis as syn
 from fa_lib.chapters import two_layer_convergence as song
 from fa_lib.chapters import why_align
@@ -48,15 +47,6 @@ def test_law_tracker_detects_a_wrong_law():
     none, with_l2 = slice(0, 2), slice(2, 6)
     assert float(law.worst_residual[none].max()) <= 1e-12  # no L2: half of nothing is still right
     assert float(law.worst_residual[with_l2].min()) > 1e-6
-
-
-def test_tracked_parts_are_the_libraries_conserved_quantities():
-    _, _, weights, feedback, _ = syn.song_task("three-layer", 9, SEEDS)
-    law = syn.AlignmentLaw(weights, feedback, lr=0.02, l2=[torch.zeros(len(SEEDS), dtype=syn.DTYPE)] * 3)
-    rows, inner = law._parts(weights)
-    expected = CL.conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
-    for r, i, c in zip(rows, inner, expected):
-        torch.testing.assert_close(r - 2 * i, c, rtol=0, atol=1e-12)
 
 
 def test_l2_layout_is_setting_major():

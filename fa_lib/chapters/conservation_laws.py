@@ -121,7 +121,7 @@ def _check_law_arguments(weights: Sequence[Tensor], rule: str, feedback, biases)
     check_biases(biases, weights)
 
 
-def _law_terms(
+def law_terms(
     weights: Sequence[Tensor], rule: str, feedback, biases, per_neuron: bool
 ) -> list[tuple[Tensor, Tensor]]:
     """``(incoming, outgoing)`` per hidden layer, the two terms whose difference is the quantity.
@@ -163,7 +163,7 @@ def conserved_quantities(
     ``c_{k,j}`` conserved in ReLU networks).
     """
     _check_law_arguments(weights, rule, feedback, biases)
-    return [incoming - outgoing for incoming, outgoing in _law_terms(weights, rule, feedback, biases, per_neuron)]
+    return [incoming - outgoing for incoming, outgoing in law_terms(weights, rule, feedback, biases, per_neuron)]
 
 
 def _lr_like(lr: float | Tensor, q: Tensor, per_neuron: bool) -> float | Tensor:
@@ -234,14 +234,11 @@ def step_change_with_l2(
     _check_law_arguments(weights, "fa", feedback, None)
     if len(grads) != len(weights) or len(l2) != len(weights):
         raise ValueError(f"grads and l2 need one entry per layer ({len(weights)}); got {len(grads)} and {len(l2)}")
-    def per_seed(value: float | Tensor, dims: int) -> float | Tensor:  # a number, or (S,) -> (S, 1, ..., 1)
-        return value.reshape(*value.shape, *([1] * dims)) if isinstance(value, Tensor) else float(value)
-
     out = []
     for k in range(1, len(weights)):
         w_in, w_out = weights[k - 1], weights[k]
-        eta, decay_in, decay_out = per_seed(lr, 1), per_seed(l2[k - 1], 1), per_seed(l2[k], 1)
-        step_in = grads[k - 1] + per_seed(l2[k - 1], 2) * w_in
+        eta, decay_in, decay_out = (_lr_like(v, w_in, per_neuron=True) for v in (lr, l2[k - 1], l2[k]))
+        step_in = grads[k - 1] + _lr_like(l2[k - 1], w_in, per_neuron=False) * w_in
         out.append(eta**2 * (step_in**2).sum(dim=-1) - 2 * eta * decay_in * (w_in**2).sum(dim=-1)
                    + 2 * eta * decay_out * (w_out * feedback[k]).sum(dim=-2))
     return out
@@ -395,7 +392,7 @@ class LawTracker:
         self.terms = self._terms(weights, biases)
 
     def _terms(self, weights: Sequence[Tensor], biases: Sequence[Tensor] | None) -> dict[str, list[tuple[Tensor, Tensor]]]:
-        return {law: _law_terms(weights, law, self.feedback, biases, self.per_neuron) for law in LAW_RULES}
+        return {law: law_terms(weights, law, self.feedback, biases, self.per_neuron) for law in LAW_RULES}
 
     def on_step(self, step: int, weights: list[Tensor], biases: list[Tensor] | None, result: Backward, alive: Tensor) -> None:
         """Compare the step's change of each law's quantity with :func:`step_change` (``result`` made the step)."""
@@ -505,11 +502,11 @@ def drift_tracker(
     kw = dict(feedback=feedback, per_neuron=per_neuron)
     initial = {law: conserved_quantities(weights, rule=law, biases=biases, **kw) for law in LAW_RULES}
     fa_sums0 = torch.stack([_diagonal(q, per_neuron).sum(-1) for q in initial["fa"]], dim=-1)
-    incoming0 = [a for a, _ in _law_terms(weights, "fa", feedback, biases, per_neuron)]
+    incoming0 = [a for a, _ in law_terms(weights, "fa", feedback, biases, per_neuron)]
 
     def metrics(current: Sequence[Tensor], current_biases: Sequence[Tensor] | None = None) -> dict[str, Tensor]:
         now = {law: conserved_quantities(current, rule=law, biases=current_biases, **kw) for law in LAW_RULES}
-        incoming = [a for a, _ in _law_terms(current, "fa", feedback, current_biases, per_neuron)]
+        incoming = [a for a, _ in law_terms(current, "fa", feedback, current_biases, per_neuron)]
         out = {
             f"drift_{law}": torch.stack([_norm(q - q0, per_neuron) for q, q0 in zip(now[law], initial[law])], dim=-1)
             for law in LAW_RULES

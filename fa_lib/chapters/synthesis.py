@@ -72,7 +72,7 @@ DTYPE = torch.float64  # the laws are identities: float64 so that rounding stays
 LAW_BOUND = 1e-10  # Y1: relative residual of the one-step law
 PREDICTION_BOUND = 1e-8  # Y2: |predicted - measured| of the final alignments
 NEURON_ROUNDING = 1e-12  # Y5: a change of c_j above -NEURON_ROUNDING x its terms counts as >= 0
-ZERO_ERROR = 1e-8  # Y6, Y7: the runs without L2 whose final MSE is below this reached a zero-error point
+ZERO_ERROR = 1e-8  # Y7: the runs without L2 whose final MSE is below this reached a zero-error point
 KERNEL_BOUND = 1e-10  # Y6: relative distance of the reduced matrix from (G + H) / N
 PERTURB_SCALE = 1e-2  # Y7: size of the perturbation (norm in parameter space)
 
@@ -117,42 +117,39 @@ class AlignmentLaw:
     def __init__(self, weights: Sequence[Tensor], feedback: Sequence[Tensor | None], *, lr: float, l2: Sequence[Tensor]):
         self.feedback, self.lr, self.l2 = feedback, lr, l2
         self.previous = [w.clone() for w in weights]
-        self.rows, self.inner = self._parts(weights)
-        self.c0 = [r - 2 * i for r, i in zip(self.rows, self.inner)]
+        self.terms = self._terms(weights)
+        self.c0 = [incoming - outgoing for incoming, outgoing in self.terms]
         self.u = CL.feedback_inner_products(weights, feedback)
         n_seeds = weights[0].shape[0]
         self.worst_residual = torch.zeros(n_seeds, dtype=weights[0].dtype, device=weights[0].device)
         self.least_change = torch.full((n_seeds,), float("inf"), dtype=weights[0].dtype, device=weights[0].device)
 
-    def _parts(self, weights: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """Per hidden layer ``k``: ``||W_k[j,:]||^2`` and ``<B_{k+1}[:,j], W_{k+1}[:,j]>``, each ``(S, n_k)``
-        (``c_{k,j}`` is the first minus twice the second, :func:`~fa_lib.chapters.conservation_laws.conserved_quantities`)."""
-        rows = [(w**2).sum(-1) for w in weights[:-1]]
-        inner = [(weights[k] * self.feedback[k]).sum(-2) for k in range(1, len(weights))]
-        return rows, inner
+    def _terms(self, weights: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """Per hidden layer: ``(||W_k[j,:]||^2, 2 <B_{k+1}[:,j], W_{k+1}[:,j]>)``, each ``(S, n_k)``; ``c_{k,j}`` is their difference."""
+        return CL.law_terms(weights, "fa", self.feedback, None, per_neuron=True)
 
     def update(self, step: int, weights: list[Tensor], biases, result: Backward, alive: Tensor) -> None:
         laws = CL.step_change_with_l2(self.previous, result.grads, self.feedback, lr=self.lr, l2=self.l2)
-        rows, inner = self._parts(weights)
+        terms = self._terms(weights)
         residual, change, u = [], [], []
-        for k in range(1, len(weights)):
-            terms = self.rows[k - 1] + 2 * self.inner[k - 1].abs()
-            delta = rows[k - 1] - self.rows[k - 1] - 2 * (inner[k - 1] - self.inner[k - 1])
-            residual.append(((delta - laws[k - 1]).abs() / terms).amax(-1))
-            change.append((delta / terms).amin(-1))
+        for k, ((incoming, outgoing), (before_in, before_out), law) in enumerate(zip(terms, self.terms, laws)):
+            size = before_in + before_out.abs()
+            delta = (incoming - outgoing) - (before_in - before_out)
+            residual.append(((delta - law).abs() / size).amax(-1))
+            change.append((delta / size).amin(-1))
             # sum over j of c_kj = ||W_k||^2 - 2 u_{k+1}: the summed law moves u by half the growth of ||W_k||^2 beyond it
-            u.append(self.u[:, k - 1] + 0.5 * (rows[k - 1].sum(-1) - self.rows[k - 1].sum(-1) - laws[k - 1].sum(-1)))
+            u.append(self.u[:, k] + 0.5 * (incoming.sum(-1) - before_in.sum(-1) - law.sum(-1)))
         worst, least = torch.stack(residual, -1).amax(-1), torch.stack(change, -1).amin(-1)
         self.worst_residual = torch.where(alive, torch.maximum(self.worst_residual, worst), self.worst_residual)
         self.least_change = torch.where(alive, torch.minimum(self.least_change, least), self.least_change)
         self.u = torch.stack(u, -1)
-        self.rows, self.inner = rows, inner
+        self.terms = terms
         for previous, w in zip(self.previous, weights):
             previous.copy_(w)
 
     def metrics(self, weights: list[Tensor]) -> dict[str, Tensor]:
         norms = torch.stack([weights[k].norm(dim=(-1, -2)) * self.feedback[k].norm(dim=(-1, -2)) for k in range(1, len(weights))], -1)
-        drift = torch.stack([(r - 2 * i - c0).abs().mean(-1) for r, i, c0 in zip(self.rows, self.inner, self.c0)], -1)
+        drift = torch.stack([(incoming - outgoing - c0).abs().mean(-1) for (incoming, outgoing), c0 in zip(self.terms, self.c0)], -1)
         return {"predicted_alignment": self.u / norms, "c_drift": drift}
 
 
