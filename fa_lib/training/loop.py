@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .alignment import gradient_alignment, signal_alignment, weight_alignment
-from .networks import Backward, backward_pass, check_inputs
-from .validation import check_choice, check_int, check_positive
+from ..alignment import gradient_alignment, signal_alignment, weight_alignment
+from ..networks import Backward, backward_pass, check_inputs
+from ..validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
 PerSeed = float | Tensor

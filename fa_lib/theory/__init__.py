@@ -1,0 +1,6 @@
+"""The theory layer: the papers' mathematics as pure functions of tensors.
+
+One module per paper, plus what they share. No module here runs training, plots, records results
+or imports a chapter; each function's docstring names the section of ``shared/papers/<paper>.md``
+that it implements, and states the shapes it takes and returns.
+"""
