@@ -174,3 +174,22 @@ def test_on_step_sees_every_update_and_the_seeds_still_alive():
     alive = np.stack([a.numpy() for _, _, a in seen])
     assert alive[:, :2].all() and not alive[-1, 2] and history.diverged.tolist() == [False, False, True]
     assert alive[:, 2].argmin() <= history.diverged_step[2]
+
+
+def test_test_set_is_evaluated_by_the_forward_pass_alone():
+    """The test records equal a full backward pass's loss and accuracy at the final weights, to the bit,
+    with biases and layer scales: the forward-only evaluation changes nothing it measures."""
+    seeds = [0, 1]
+    widths = [5, 7, 3]
+    w = F.init_weights(widths, seeds, dtype=DT)
+    biases = [torch.full((2, n), 0.1, dtype=DT) for n in widths[1:]]
+    x = F.gaussian_inputs(30, 5, [0], dtype=DT)[0]
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    xt, yt = x[:12] * 1.5, y[:12]
+    kw = dict(activation="tanh", loss="ce", biases=biases, layer_scales=[1.0, 0.5])
+    hist = F.train(w, x, y, rule="fa", feedback=F.init_feedback(widths, seeds, rule="fa", dtype=DT), lr=0.3, steps=5,
+                   batch_size=10, test=(xt, yt), progress=False, **kw)
+    kw["biases"] = hist.biases
+    full = F.backward_pass(hist.weights, xt, yt, rule="bp", **kw)
+    assert np.array_equal(hist.final("test_loss"), full.loss.numpy())
+    assert np.array_equal(hist.final("test_accuracy"), (full.output.argmax(-1) == yt).to(DT).mean(-1).numpy())

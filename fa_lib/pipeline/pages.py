@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nbformat
 
 from ..results import VERDICT_COLORS, VERDICTS, claims_html, format_measured, load_results, verdict_badge
 from ..validation import PROFILES
-
-if TYPE_CHECKING:
-    from .reproduce import Project
+from .project import Project
 
 
 def chapter_title(notebook: Path) -> str:

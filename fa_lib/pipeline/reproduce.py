@@ -32,7 +32,6 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -40,33 +39,8 @@ import nbformat
 from ..data import DATASETS, find_dataset
 from ..results import load_results
 from ..validation import PROFILES, check_choice, check_int
+from .project import ROOT, Project
 from .pages import chapter_page, print_scorecard, scorecard_rows, write_performance_page, write_scorecard_page, write_toc
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Project:
-    """Where the pipeline reads and writes (tests point it at a scratch copy)."""
-
-    notebooks: Path = ROOT / "notebooks"
-    results: Path = ROOT / "results"
-    book: Path = ROOT / "book"
-    library: Path = ROOT / "fa_lib"
-
-    def chapters(self) -> list[str]:
-        """Notebook stems in book order (file names start with the chapter number)."""
-        return sorted(p.stem for p in self.notebooks.glob("[0-9][0-9]_*.ipynb"))
-
-    def results_file(self, profile: str, stem: str) -> Path:
-        return self.results / profile / f"{stem}.json"
-
-    def executed(self, profile: str, stem: str) -> Path:
-        return self.results / profile / "executed" / f"{stem}.ipynb"
-
-    def key_file(self, profile: str, stem: str) -> Path:
-        return self.results / profile / "executed" / f"{stem}.inputs"
-
 
 def inputs_key(project: Project, profile: str, stem: str) -> str:
     """SHA-256 over the notebook, the profile, every ``.py`` file of the library's core and chapter

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..alignment import gradient_alignment, signal_alignment, weight_alignment
-from ..networks import Backward, backward_pass, check_inputs
+from ..networks import Backward, backward_pass, check_inputs, forward, loss_and_output_delta
 from ..validation import check_choice, check_int, check_positive
 
 Tensor = torch.Tensor
@@ -137,7 +137,7 @@ def train(
     the training set if full-batch, else its first 1000 samples): ``loss``; for ``"ce"``
     ``accuracy``; for FA/DFA the hidden layers' ``grad_alignment`` and ``signal_alignment``
     ``(R, S, L-1)``; for FA ``weight_alignment`` of layers 1..L-1; with ``test``:
-    ``test_loss`` (and ``test_accuracy``); plus whatever ``extra_metrics(weights)`` returns
+    ``test_loss`` (and ``test_accuracy``) from a forward pass alone; plus whatever ``extra_metrics(weights)`` returns
     (``extra_metrics(weights, biases)`` when biases are trained). After every update
     ``on_step(step, weights, biases, result, alive)`` is called with the backward pass ``result``
     that made the update (at the weights before it) and ``alive`` ``(S,)``, the seeds whose loss
@@ -196,11 +196,11 @@ def train(
             values["signal_alignment"] = signal_alignment(current.deltas[:-1], exact.deltas[:-1])
             if rule == "fa":
                 values["weight_alignment"] = weight_alignment(weights, feedback)
-        if test is not None:
-            test_pass = backward_pass(weights, test[0], test[1], rule="bp", **kw)
-            values["test_loss"] = test_pass.loss
+        if test is not None:  # evaluation only: a forward pass, no error signals
+            test_output = forward(weights, test[0], activation, biases=biases, layer_scales=layer_scales).output
+            values["test_loss"], _ = loss_and_output_delta(test_output, test[1], loss)
             if loss == "ce":
-                values["test_accuracy"] = (test_pass.output.argmax(-1) == test[1]).to(test_pass.loss.dtype).mean(-1)
+                values["test_accuracy"] = (test_output.argmax(-1) == test[1]).to(test_output.dtype).mean(-1)
         if extra_metrics is not None:
             values.update(extra_metrics(weights) if biases is None else extra_metrics(weights, biases))
         ok = finite & all_finite(params, len(seed_shape)) & torch.isfinite(current.loss)
