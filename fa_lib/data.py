@@ -34,9 +34,10 @@ _FILES = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-# SHA-256 of the canonical gzipped files (as served by the mirrors below).
+# Each data set's title (as the book names it), mirrors and SHA-256 of the canonical gzipped files (as served by the mirrors).
 DATASETS: dict[str, dict] = {
     "mnist": {
+        "title": "MNIST",
         "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
         "sha256": {
             "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -46,6 +47,7 @@ DATASETS: dict[str, dict] = {
         },
     },
     "fashion-mnist": {
+        "title": "Fashion-MNIST",
         "mirrors": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
         "sha256": {
             "train-images-idx3-ubyte": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
@@ -195,6 +197,11 @@ class ClassificationData:
     x_test: Tensor
     y_test: Tensor
     sha256: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        """The data set's name as the book writes it ("MNIST", "Fashion-MNIST")."""
+        return DATASETS[self.name]["title"]
 
 
 def resolve_dataset(name: str = "auto") -> str:

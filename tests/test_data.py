@@ -70,7 +70,7 @@ def test_search_order_and_loading_from_fa_data_dir(tmp_path, monkeypatch):
     arrays = _write_fake_dataset(tmp_path / "data" / "mnist", compress=False)
     assert F.resolve_dataset("auto") == "mnist"
     data = F.load_dataset("auto", n_train=10)
-    assert data.name == "mnist" and data.x_train.shape == (10, 784) and data.x_test.shape == (5, 784)
+    assert data.name == "mnist" and data.title == "MNIST" and data.x_train.shape == (10, 784) and data.x_test.shape == (5, 784)
     np.testing.assert_array_equal(data.y_train.numpy(), arrays["train-labels-idx1-ubyte"][:10])
     assert data.y_train.dtype == torch.int64
     assert abs(float(data.x_train.mean())) < 0.2  # standardised with the training subset's statistics

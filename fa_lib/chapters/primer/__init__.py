@@ -14,7 +14,7 @@ metric is ``(R, S, ...)`` over ``R`` records.
 from .claims import END, GAP, START, record_claims
 from .experiments import divergence_note, record_data, train_rules
 from .figures import accuracy_figure, gradient_alignment_figure, weight_alignment_figure
-from .profiles import BATCH, DATASET_NAMES, LR, PROFILES, WIDTHS, chapter_parameters
+from .profiles import BATCH, LR, PROFILES, WIDTHS, chapter_parameters
 
-__all__ = ["BATCH", "DATASET_NAMES", "END", "GAP", "LR", "PROFILES", "START", "WIDTHS", "accuracy_figure", "chapter_parameters",
+__all__ = ["BATCH", "END", "GAP", "LR", "PROFILES", "START", "WIDTHS", "accuracy_figure", "chapter_parameters",
            "divergence_note", "gradient_alignment_figure", "record_claims", "record_data", "train_rules", "weight_alignment_figure"]

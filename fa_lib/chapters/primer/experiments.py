@@ -9,18 +9,18 @@ from ...data import ClassificationData
 from ...networks import RULES, init_feedback, init_weights
 from ...plotting import RULE_LABELS
 from ...training import History, steps_per_epoch, train
-from .profiles import BATCH, DATASET_NAMES, LR, WIDTHS
+from .profiles import BATCH, LR, WIDTHS
 
 
 def record_data(results, data: ClassificationData, config: Mapping[str, Any], n_seeds: int) -> str:
     """Record the data set's name, checksum and sizes, the epochs and seeds; return a Markdown line about the data."""
-    results.text("primer_dataset", DATASET_NAMES[data.name])
+    results.text("primer_dataset", data.title)
     results.metric("data_sha256", data.sha256)
     results.number("primer_n_train", len(data.y_train))
     results.number("primer_n_test", len(data.y_test))
     results.number("primer_epochs", config["epochs"])
     results.number("primer_n_seeds", n_seeds)
-    return (f"Dataset: **{DATASET_NAMES[data.name]}**; {len(data.y_train)} training and {len(data.y_test)} "
+    return (f"Dataset: **{data.title}**; {len(data.y_train)} training and {len(data.y_test)} "
             "test images.")
 
 

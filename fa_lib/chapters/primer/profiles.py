@@ -15,7 +15,6 @@ PROFILES = {
 }
 WIDTHS = [784, 128, 128, 10]
 LR, BATCH = 0.05, 50  # plain SGD on the mean cross-entropy (no momentum, no weight decay)
-DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
 def chapter_parameters(dataset: str, activation: str) -> dict[str, Any]:
