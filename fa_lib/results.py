@@ -31,6 +31,7 @@ from .validation import PROFILES, check_choice
 
 CLAIM_KINDS = ("paper", "implementation")
 VERDICTS = ("reproduced", "deviates", "not evaluated")
+DIAGNOSED_PROFILES = ("default", "paper")  # where a deviating claim must carry a diagnosis
 CLAIM_KIND_TITLES = {
     "paper": "Paper claims",
     "implementation": "Implementation checks (exact identities of the code, not tests of the paper)",
@@ -93,8 +94,9 @@ def verdict_badge(verdict: str) -> str:
 def claims_html(rows: Sequence[Mapping[str, str]], *, link: str | None = None, tolerance: bool = True) -> str:
     """An HTML table of claims (class ``claims``, the book's ``fa.css`` lays it out to fit any width): claim,
     verdict badge, statement, and the measured value with the expected one (and, with ``tolerance``, the
-    tolerance and its reason). ``rows`` have ``id``, ``verdict``, ``statement``, ``expected``, ``measured``
-    (already formatted, or why it was not evaluated) and ``tolerance``; each row is anchored ``claim-<id>``,
+    tolerance and its reason), and a deviation's diagnosis linked to the paragraph that discusses it.
+    ``rows`` have ``id``, ``verdict``, ``statement``, ``expected``, ``measured`` (already formatted, or why it
+    was not evaluated), ``tolerance`` and optionally ``diagnosis`` and ``discussion`` (an anchor on ``link``'s page); each row is anchored ``claim-<id>``,
     and with ``link`` (a page) the claim links to that anchor there. Contains no blank line (one Markdown block)."""
     esc = html.escape
     out = ['<table class="claims">', '<colgroup><col class="claim-id"><col class="claim-verdict"><col class="claim-statement">'
@@ -108,6 +110,9 @@ def claims_html(rows: Sequence[Mapping[str, str]], *, link: str | None = None, t
             detail += f'<div class="expected">expected: {esc(r["expected"])}</div>'
         if tolerance and r.get("tolerance"):
             detail += f'<div class="tolerance">tolerance: {esc(r["tolerance"])}</div>'
+        if r.get("diagnosis"):
+            where = f' <a href="{esc(link or "")}#{esc(r["discussion"])}">discussion</a>' if r.get("discussion") else ""
+            detail += f'<div class="diagnosis">diagnosis: {esc(r["diagnosis"])}{where}</div>'
         out.append(f'<tr id="{anchor}"><td>{name}</td><td>{verdict_badge(r["verdict"])}</td>'
                    f"<td>{esc(r['statement'])}</td><td>{detail}</td></tr>")
     out += ["</tbody>", "</table>"]
@@ -208,17 +213,28 @@ class Results:
         passed: bool,
         paper: str | None = None,
         kind: str = "paper",
+        diagnosis: str = "",
+        discussion: str | None = None,
     ) -> bool:
         """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates"); return ``passed``.
 
         ``tolerance`` states the bound and why it is that bound (from the paper or the theory).
         ``kind``: ``"paper"`` (a statement of the paper, which a wrong theory would fail) or
         ``"implementation"`` (an exact identity that checks the code, e.g. a one-step law).
+        ``diagnosis``: what was measured to explain a deviation and which way it points (one or two
+        sentences); ``discussion``: the label of the chapter's paragraph that discusses it (a MyST
+        ``(label)=`` target). Both are kept only when the claim deviates; at the ``default`` and ``paper``
+        profiles a deviating claim without a diagnosis is refused (``ValueError``) before anything is recorded.
         """
         passed = bool(passed)
+        if not passed and self.profile in DIAGNOSED_PROFILES and not diagnosis.strip():
+            raise ValueError(f"claim {id!r} deviates at the {self.profile!r} profile without a diagnosis: pass diagnosis= "
+                             "(what was measured to explain the deviation and which way it points); a deviation that is "
+                             "our error is fixed, not diagnosed")
         verdict = "reproduced" if passed else "deviates"
+        extra = {} if passed or not diagnosis.strip() else {"diagnosis": diagnosis.strip(), "discussion": discussion}
         self._add_claim(id, statement=statement, expected=expected, measured=to_jsonable(measured), tolerance=tolerance,
-                        passed=passed, verdict=verdict, paper=paper, kind=kind)
+                        passed=passed, verdict=verdict, paper=paper, kind=kind, **extra)
         return passed
 
     def skip_claim(self, id: str, *, statement: str, reason: str, paper: str | None = None, kind: str = "paper") -> None:

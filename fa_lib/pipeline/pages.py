@@ -49,6 +49,7 @@ def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list
                 "chapter": stem, "title": title, "paper": claim["paper"], "id": claim["id"], "statement": claim["statement"],
                 "expected": claim["expected"], "tolerance": claim["tolerance"], "verdict": claim["verdict"],
                 "measured": claim["reason"] if claim["verdict"] == "not evaluated" else format_measured(claim["measured"]),
+                "diagnosis": claim.get("diagnosis", ""), "discussion": claim.get("discussion"),
             })
     return rows
 
@@ -72,7 +73,7 @@ def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: st
         "# Reproduction scorecard", "",
         f"Every claim of every chapter at the `{profile}` profile, generated from `results/{profile}/*.json` "
         "when the book was built. *Reproduced*: the measured value met the tolerance; *deviates*: it did not, "
-        "and the chapter shows and discusses the numbers; *not evaluated*: this profile does not run what the "
+        "and its diagnosis says what was measured to explain it (the link leads to the chapter's discussion); *not evaluated*: this profile does not run what the "
         "claim needs (the measured column says why); *not run*: the chapter has no results file at this profile. "
         "Each claim links to its row in the chapter's claims table, which also gives its tolerance and the "
         "reason for it.", "",
@@ -104,7 +105,8 @@ def print_scorecard(rows: Sequence[dict[str, str]], status: dict[str, str], prof
         print(f"{stem:28s} {state.split(':')[0]:10s} {ok:10d} {bad:9d} {skipped:14d}")
     deviating = [r for r in rows if r["verdict"] == "deviates"]
     for r in deviating:
-        print(f"  deviates: {r['chapter']} {r['id']}: {r['statement']} expected {r['expected']}; measured {r['measured']}")
+        print(f"  deviates: {r['chapter']} {r['id']}: {r['statement']} expected {r['expected']}; measured {r['measured']}"
+              + (f"; diagnosis: {r['diagnosis']}" if r.get('diagnosis') else ""))
     for stem, state in status.items():
         if state.startswith("failed"):
             print(f"  FAILED to run: {stem}: {state[len('failed: '):]}")
