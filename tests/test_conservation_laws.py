@@ -1,166 +1,30 @@
-"""Conservation laws of FA and GD, one plain step of train, the alignment identity and the minimum-norm interpolant (float64)."""
+"""Chapter "Conservation laws": the trajectories that track both laws, the drift and minimum-norm trackers, and the
+chapter's experiments and claims (float64). The mathematics itself is tested in test_theory_conservation.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from test_theory_conservation import SEEDS, _problem
 
 import fa_lib as F
 from fa_lib.chapters import conservation_laws as CL
-from fa_lib.chapters.conservation_laws import (
+from fa_lib.chapters.conservation_laws import claims as CLC
+from fa_lib.chapters.conservation_laws import experiments as CLX
+from fa_lib.chapters.conservation_laws import profiles as CLP
+from fa_lib.chapters.conservation_laws import trackers as CLT
+from fa_lib.chapters.conservation_laws.experiments import fitted_slope, ratio_summary
+from fa_lib.chapters.conservation_laws.trackers import conservation_trajectory, drift_tracker, min_norm_tracker
+from fa_lib.theory.conservation import (
     alignment_identity,
-    conservation_trajectory,
     conserved_quantities,
-    drift_tracker,
     feedback_inner_products,
-    feedback_shift,
-    fitted_slope,
-    ratio_summary,
     min_norm_interpolant,
-    min_norm_tracker,
     null_space_projector,
-    step_change,
 )
 
 DT = torch.float64
-SEEDS = [0, 1, 2]
-
-
-def _problem(widths, activation="linear", biases=False, seeds=SEEDS):
-    x, y = F.teacher_data(12, [widths[0], 4, widths[-1]], seeds, activation=activation, std="lecun", dtype=DT)
-    weights = F.init_weights(widths, seeds, dtype=DT)
-    feedback = F.init_feedback(widths, seeds, rule="fa", dtype=DT)
-    b = F.seeded_normal([(n,) for n in widths[1:]], seeds, [0.3] * (len(widths) - 1), stream="biases", dtype=DT) if biases else None
-    return weights, feedback, b, x, y
-
-
-def _rel(a, b):
-    return float((a - b).norm() / b.norm())
-
-
-# --------------------------------------------------------------------------- quantities
-def test_quantities_by_hand_and_index_convention():
-    # Three layers: widths 2 -> 3 -> 2 -> 1, one seed. Hidden layer 1 uses weights[0], weights[1], feedback[1];
-    # hidden layer 2 uses weights[1], weights[2], feedback[2].
-    w0 = torch.tensor([[[1.0, 2.0], [0.0, -1.0], [3.0, 1.0]]], dtype=DT)
-    w1 = torch.tensor([[[1.0, 0.0, 2.0], [-1.0, 1.0, 0.5]]], dtype=DT)
-    w2 = torch.tensor([[[2.0, -3.0]]], dtype=DT)
-    b1 = torch.tensor([[[0.5, 1.0, -1.0], [2.0, 0.0, 1.0]]], dtype=DT)
-    b2 = torch.tensor([[[1.0, 4.0]]], dtype=DT)
-    weights, feedback = [w0, w1, w2], [None, b1, b2]
-    c = conserved_quantities(weights, rule="fa", feedback=feedback)
-    expected1 = w0[0] @ w0[0].T - (w1[0].T @ b1[0] + b1[0].T @ w1[0])
-    expected2 = w1[0] @ w1[0].T - (w2[0].T @ b2[0] + b2[0].T @ w2[0])
-    assert [q.shape for q in c] == [(1, 3, 3), (1, 2, 2)]
-    torch.testing.assert_close(c[0][0], expected1)
-    torch.testing.assert_close(c[1][0], expected2)
-    # Per neuron, neuron 0 of hidden layer 1: ||W_1[0,:]||^2 - 2 <B_2[:,0], W_2[:,0]> = 5 - 2 (0.5 - 2) = 8.
-    neurons = conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
-    assert float(neurons[0][0, 0]) == pytest.approx(8.0)
-    gd = conserved_quantities(weights, rule="bp")
-    torch.testing.assert_close(gd[0][0], w0[0] @ w0[0].T - w1[0].T @ w1[0])
-    bias = [torch.tensor([[1.0, 2.0, 3.0]], dtype=DT), torch.zeros(1, 2, dtype=DT), torch.zeros(1, 1, dtype=DT)]
-    with_bias = conserved_quantities(weights, rule="fa", feedback=feedback, biases=bias)
-    torch.testing.assert_close(with_bias[0][0] - c[0][0], torch.outer(bias[0][0], bias[0][0]))
-
-
-@pytest.mark.parametrize("rule", ["fa", "bp"])
-@pytest.mark.parametrize("biases", [False, True])
-def test_per_neuron_is_the_diagonal(rule, biases):
-    weights, feedback, b, _, _ = _problem([5, 6, 4, 3], biases=biases)
-    full = conserved_quantities(weights, rule=rule, feedback=feedback, biases=b)
-    diag = conserved_quantities(weights, rule=rule, feedback=feedback, biases=b, per_neuron=True)
-    for m, d in zip(full, diag):
-        torch.testing.assert_close(torch.diagonal(m, dim1=-2, dim2=-1), d)
-    grads = [torch.randn_like(w) for w in weights]
-    bias_grads = None if b is None else [torch.randn_like(v) for v in b]
-    full = step_change(grads, rule=rule, lr=0.3, bias_grads=bias_grads)
-    diag = step_change(grads, rule=rule, lr=0.3, bias_grads=bias_grads, per_neuron=True)
-    for m, d in zip(full, diag):
-        torch.testing.assert_close(torch.diagonal(m, dim1=-2, dim2=-1), d)
-
-
-# --------------------------------------------------------------------------- one-step laws
-def plain_step(weights, x, y, *, rule, activation, lr, feedback, biases=None):
-    """One full-batch plain step of :func:`fa_lib.train`: the new weights, biases and the backward pass that made it."""
-    seen = []
-    history = F.train(weights, x, y, rule=rule, activation=activation, lr=lr, steps=1, feedback=feedback if rule == "fa" else None,
-                      biases=biases, on_step=lambda step, w, b, result, alive: seen.append(result), progress=False)
-    return history.weights, history.biases, seen[0]
-
-
-@pytest.mark.parametrize("rule", ["fa", "bp"])
-@pytest.mark.parametrize("biases", [False, True])
-@pytest.mark.parametrize("widths", [[5, 7, 3], [6, 8, 5, 7, 2]])
-def test_linear_one_step_law(rule, biases, widths):
-    weights, feedback, b, x, y = _problem(widths, biases=biases)
-    lr = 0.3
-    new_w, new_b, result = plain_step(weights, x, y, rule=rule, activation="linear", lr=lr, feedback=feedback, biases=b)
-    before = conserved_quantities(weights, rule=rule, feedback=feedback, biases=b)
-    after = conserved_quantities(new_w, rule=rule, feedback=feedback, biases=new_b)
-    predicted = step_change(result.grads, rule=rule, lr=lr, bias_grads=result.bias_grads)
-    for q0, q1, p in zip(before, after, predicted):
-        assert float(p.norm()) > 1e-4
-        assert _rel(q1 - q0, p) < 1e-10
-
-
-@pytest.mark.parametrize("rule", ["fa", "bp"])
-@pytest.mark.parametrize("biases", [False, True])
-def test_relu_per_neuron_law_and_broken_matrix_law(rule, biases):
-    weights, feedback, b, x, y = _problem([6, 9, 8, 3], activation="relu", biases=biases)
-    lr = 0.5
-    new_w, new_b, result = plain_step(weights, x, y, rule=rule, activation="relu", lr=lr, feedback=feedback, biases=b)
-    for per_neuron in (True, False):
-        before = conserved_quantities(weights, rule=rule, feedback=feedback, biases=b, per_neuron=per_neuron)
-        after = conserved_quantities(new_w, rule=rule, feedback=feedback, biases=new_b, per_neuron=per_neuron)
-        predicted = step_change(result.grads, rule=rule, lr=lr, bias_grads=result.bias_grads, per_neuron=per_neuron)
-        errors = [_rel(q1 - q0, p) for q0, q1, p in zip(before, after, predicted)]
-        if per_neuron:
-            assert max(errors) < 1e-10
-        else:  # only the diagonal is conserved with ReLU: the full matrix law fails at first order
-            assert min(errors) > 1e-3
-
-
-def test_each_rule_breaks_the_other_law():
-    weights, feedback, _, x, y = _problem([5, 7, 6, 3])
-    for rule, other in (("fa", "bp"), ("bp", "fa")):
-        new_w, _, result = plain_step(weights, x, y, rule=rule, activation="linear", lr=0.01, feedback=feedback)
-        before = conserved_quantities(weights, rule=other, feedback=feedback)
-        after = conserved_quantities(new_w, rule=other, feedback=feedback)
-        predicted = step_change(result.grads, rule=other, lr=0.01)
-        assert min(_rel(q1 - q0, p) for q0, q1, p in zip(before, after, predicted)) > 10
-
-
-def test_lr_per_seed_matches_separate_runs():
-    weights, feedback, b, x, y = _problem([5, 6, 3], activation="relu", biases=True)
-    lrs = torch.tensor([0.1, 0.2, 0.4], dtype=DT)
-    new_w, new_b, result = plain_step(weights, x, y, rule="fa", activation="relu", lr=lrs, feedback=feedback, biases=b)
-    change = step_change(result.grads, rule="fa", lr=lrs, bias_grads=result.bias_grads, per_neuron=True)
-    for s, lr in enumerate(lrs.tolist()):
-        torch.testing.assert_close(new_w[0][s], weights[0][s] - lr * result.grads[0][s])
-        torch.testing.assert_close(new_b[0][s], b[0][s] - lr * result.bias_grads[0][s])
-        one = step_change([g[s : s + 1] for g in result.grads], rule="fa", lr=lr, bias_grads=[g[s : s + 1] for g in result.bias_grads], per_neuron=True)
-        torch.testing.assert_close(change[0][s], one[0][0])
-
-
-def test_train_trains_biases_with_the_plain_update():
-    weights, feedback, b, x, y = _problem([5, 6, 4, 3], activation="relu", biases=True)
-    exact = F.backward_pass(weights, x, y, rule="fa", activation="relu", feedback=feedback, biases=b)
-    new_w, new_b, result = plain_step(weights, x, y, rule="fa", activation="relu", lr=0.1, feedback=feedback, biases=b)
-    for before, grad, after in zip(weights + b, exact.grads + exact.bias_grads, new_w + new_b):
-        torch.testing.assert_close(after, before - 0.1 * grad, rtol=0, atol=0)
-    torch.testing.assert_close(result.loss, exact.loss, rtol=0, atol=0)
-
-
-def test_gd_from_zero_never_moves_but_fa_does():
-    _, _, _, x, y = _problem([6, 5, 2])
-    zeros = [torch.zeros(len(SEEDS), 5, 6, dtype=DT), torch.zeros(len(SEEDS), 2, 5, dtype=DT)]
-    feedback = F.init_feedback([6, 5, 2], SEEDS, rule="fa", dtype=DT)
-    gd = F.gradients(zeros, x, y, rule="bp", activation="linear")
-    fa = F.gradients(zeros, x, y, rule="fa", activation="linear", feedback=feedback)
-    assert all(float(g.abs().max()) == 0.0 for g in gd)
-    assert float(fa[0].abs().max()) > 0
 
 
 # --------------------------------------------------------------------------- trajectories
@@ -232,17 +96,6 @@ def test_drift_tracker_in_train_matches_trajectory():
     assert (history.metrics["drift_fa"][-1] < 0.2 * history.metrics["incoming_change"][-1]).all()  # the law matches most of it
 
 
-@pytest.mark.parametrize("target", [0.0, 2.0, -0.5])
-def test_feedback_shift_sets_the_layer_sums(target):
-    weights, feedback, _, _, _ = _problem([5, 7, 6, 3])
-    shifted = feedback_shift(weights, feedback, target=target)
-    torch.testing.assert_close(shifted[0], weights[0])
-    sums = torch.stack([q.sum(-1) for q in conserved_quantities(shifted, rule="fa", feedback=feedback, per_neuron=True)], -1)
-    incoming = torch.stack([(shifted[k] ** 2).sum((-1, -2)) for k in range(2)], -1)
-    torch.testing.assert_close(sums, target * incoming)
-    with pytest.raises(ValueError, match="target=nan"):
-        feedback_shift(weights, feedback, target=float("nan"))
-
 
 def test_ratio_summary_ignores_nan():
     assert ratio_summary(np.array([2.0, 6.0, np.nan]), np.array([1.0, 2.0, 1.0])) == {"min": 2.0, "max": 3.0, "mean": 2.5}
@@ -254,22 +107,8 @@ def test_fitted_slope():
     np.testing.assert_allclose(fitted_slope(x, y), [3.0, -0.5])
 
 
+
 # --------------------------------------------------------------------------- minimum norm
-def test_min_norm_interpolant():
-    x, y = F.teacher_data(5, [9, 2], SEEDS, activation="linear", dtype=DT)
-    m = min_norm_interpolant(x, y)
-    assert m.shape == (3, 2, 9)
-    torch.testing.assert_close(x @ m.transpose(-1, -2), y)
-    lstsq = torch.linalg.lstsq(x, y, driver="gelsd").solution.transpose(-1, -2)
-    torch.testing.assert_close(m, lstsq)
-    p = null_space_projector(x)
-    torch.testing.assert_close(p @ p, p)
-    torch.testing.assert_close(x @ p, torch.zeros_like(x), atol=1e-12, rtol=0)
-    other = m + torch.randn(3, 2, 9, dtype=DT) @ p  # another interpolant
-    torch.testing.assert_close(x @ other.transpose(-1, -2), y)
-    assert (other.flatten(-2).norm(dim=-1) > m.flatten(-2).norm(dim=-1)).all()
-
-
 def test_min_norm_tracker_by_construction():
     x, y = F.teacher_data(4, [8, 2], SEEDS, activation="linear", dtype=DT)
     m = min_norm_interpolant(x, y)
@@ -298,29 +137,10 @@ def test_fa_two_layer_linear_reaches_min_norm():
     assert np.max(history.metrics["null_space_change"]) < 1e-10
 
 
+
 # --------------------------------------------------------------------------- bad arguments
-def test_bad_arguments_raise():
-    weights, feedback, b, x, y = _problem([5, 6, 3], biases=True)
-    with pytest.raises(ValueError, match="rule"):
-        conserved_quantities(weights, rule="dfa", feedback=feedback)
-    with pytest.raises(ValueError, match="feedback"):
-        conserved_quantities(weights, rule="fa")
-    with pytest.raises(ValueError, match=r"feedback\[1\]"):
-        conserved_quantities(weights, rule="fa", feedback=[None, feedback[1][..., :-1]])
-    with pytest.raises(ValueError, match="hidden layer"):
-        conserved_quantities(weights[:1], rule="bp")
-    with pytest.raises(ValueError, match="does not follow"):
-        conserved_quantities([weights[0], weights[0]], rule="bp")
-    with pytest.raises(ValueError, match="biases"):
-        conserved_quantities(weights, rule="bp", biases=b[:1])
-    with pytest.raises(ValueError, match=r"biases\[0\]"):
-        conserved_quantities(weights, rule="bp", biases=[b[0][..., :-1], b[1]])
-    with pytest.raises(ValueError, match="rule"):
-        step_change(weights, rule="dfa", lr=0.1)
-    with pytest.raises(ValueError, match="grads"):
-        step_change(weights[:1], rule="fa", lr=0.1)
-    with pytest.raises(ValueError, match="bias_grads"):
-        step_change(weights, rule="fa", lr=0.1, bias_grads=b[:1])
+def test_bad_trajectory_and_tracker_arguments_raise():
+    weights, feedback, _, x, y = _problem([5, 6, 3], biases=True)
     with pytest.raises(ValueError, match="steps"):
         conservation_trajectory(weights, x, y, rule="fa", activation="linear", lr=0.1, steps=0, feedback=feedback)
     with pytest.raises(ValueError, match="record_every"):
@@ -331,13 +151,8 @@ def test_bad_arguments_raise():
         conservation_trajectory(weights, x, y, rule="bp", activation="linear", lr=0.1, steps=2, feedback=None)
     with pytest.raises(ValueError, match="activation"):
         conservation_trajectory(weights, x, y, rule="fa", activation="gelu", lr=0.1, steps=2, feedback=feedback)
-    with pytest.raises(ValueError, match="same N"):
-        min_norm_interpolant(x, y[..., :-1, :])
-    with pytest.raises(ValueError, match="x has shape"):
-        null_space_projector(torch.zeros(3, dtype=DT))
     with pytest.raises(ValueError, match="two-layer"):
         min_norm_tracker(x, y, weights[0])(weights + [weights[-1]])
-
 
 
 # --------------------------------------------------------------------------- the chapter's experiments
@@ -352,7 +167,7 @@ def _claims(results):
 def test_chapter_parameters_seeds_and_settings():
     params = CL.chapter_parameters("ci")
     assert params["norm_lr"] == 2.0 / 40 and CL.chapter_parameters("paper")["norm_lr"] == 2.0 / 100
-    assert params["prac_lrs"] == CL.PRAC_LRS and params["init_scales"] == CL.INIT_SCALES
+    assert params["prac_lrs"] == CL.PRAC_LRS and params["init_scales"] == CLP.INIT_SCALES
     assert not set(params) & set(CL.PROFILES["ci"])  # start_chapter records both: no name twice
     with pytest.raises(ValueError, match="profile='fast' is not allowed"):
         CL.chapter_parameters("fast")
@@ -362,10 +177,10 @@ def test_chapter_parameters_seeds_and_settings():
     assert CL.chapter_seeds(3, CL.PROFILES["default"]) == list(range(3, 19))
     numbers = CL.setting_numbers(CL.PROFILES["ci"])
     assert numbers["cons_align_hidden"] == 3 and numbers["cons_horizon"] == 0.5 and numbers["cons_norm_d"] == 40
-    assert numbers["cons_small_scale"] == CL.SMALL_SCALE and numbers["cons_drift_width"] == 16
-    assert CL.horizon_steps(0.5, 0.001) == 500 and CL.horizon_steps(1.0, 0.003) == 333
-    assert CL.norm_lr(40) == 0.05
-    assert CL._short(1e-8) == "1e-8" and CL._short(1e-10) == "1e-10"
+    assert numbers["cons_small_scale"] == CLP.SMALL_SCALE and numbers["cons_drift_width"] == 16
+    assert CLX.horizon_steps(0.5, 0.001) == 500 and CLX.horizon_steps(1.0, 0.003) == 333
+    assert CLP.norm_lr(40) == 0.05
+    assert CLC._short(1e-8) == "1e-8" and CLC._short(1e-10) == "1e-10"
 
 
 def _law_row(law, residual, change=1e-3, diverged=0):
@@ -377,17 +192,17 @@ def _law_row(law, residual, change=1e-3, diverged=0):
 def test_one_step_law_summary():
     rows = [_law_row("fa_neuron", 1e-15), _law_row("fa_neuron_bias", 3e-15, change=1e-2, diverged=1), _law_row("gd_neuron", 1.0),
             _law_row("fa_neuron", float("nan"))]
-    s = CL.one_step_law_summary(rows, ["fa_neuron", "fa_neuron_bias"])
+    s = CLX.one_step_law_summary(rows, ["fa_neuron", "fa_neuron_bias"])
     assert s == {"worst": 3e-15, "worst_relative_to_change": 1e-12, "min_change_over_terms": 1e-4,
                  "max_change_over_terms_smallest_run": 1e-3, "diverged": 1}
     with pytest.raises(ValueError, match="no rows"):
-        CL.one_step_law_summary(rows, ["fa_matrix"])
+        CLX.one_step_law_summary(rows, ["fa_matrix"])
 
 
 def test_one_step_law_rows_and_claims(tmp_path):
     rows = CL.one_step_law_rows([0, 1], depths=(2, 3), widths=(4,), steps=3)
     assert len(rows) == 2 * 2 * 1 * 4
-    assert {r["law"] for r in rows} == {law + bias for law in CL.LAWS.values() for bias in ("", "_bias")}
+    assert {r["law"] for r in rows} == {law + bias for law in CLX.LAWS.values() for bias in ("", "_bias")}
     assert {(r["depth"], r["lr"]) for r in rows} == {(2, 0.03), (3, 0.02)}
     assert max(r["max_relative_residual"] for r in rows) < 1e-13 and min(r["max_change_over_terms"] for r in rows) > 1e-8
     assert all(r["n_seeds"] == 2 and r["diverged"] == 0 for r in rows)
@@ -454,7 +269,7 @@ def test_drift_runs_are_plain_trajectories():
     assert set(runs) == {(a, r, e) for r in ("fa", "bp") for a, etas in (("relu", CL.ETAS), ("linear", (CL.ETAS[0], CL.ETAS[-1])))
                          for e in etas}
     assert runs["relu", "fa", CL.ETAS[2]].steps[-1] == 20 and runs["relu", "fa", CL.ETAS[0]].steps.tolist() == [0, 1, 2]
-    assert problems["relu"].weights[1].shape == (2, 4, 4) and problems["linear"].x.shape == (2, CL.N_SAMPLES, CL.N_IN)
+    assert problems["relu"].weights[1].shape == (2, 4, 4) and problems["linear"].x.shape == (2, CLP.N_SAMPLES, CLP.N_IN)
     own = runs["relu", "fa", CL.ETAS[0]]
     again = CL.conservation_trajectory(problems["relu"].weights, problems["relu"].x, problems["relu"].y, rule="fa", activation="relu",
                                        lr=CL.ETAS[0], steps=2, feedback=problems["relu"].feedback, per_neuron=True)
@@ -462,16 +277,16 @@ def test_drift_runs_are_plain_trajectories():
 
 
 def test_variant_kwargs():
-    assert CL.variant_kwargs("plain", 0.01) == {"lr": 0.01}
-    assert CL.variant_kwargs("weight decay", 0.01) == {"lr": 0.01, "l2": CL.WEIGHT_DECAY}
-    momentum = CL.variant_kwargs("momentum", 0.01)
+    assert CLX.variant_kwargs("plain", 0.01) == {"lr": 0.01}
+    assert CLX.variant_kwargs("weight decay", 0.01) == {"lr": 0.01, "l2": CLP.WEIGHT_DECAY}
+    momentum = CLX.variant_kwargs("momentum", 0.01)
     assert momentum["lr"] / (1 - momentum["momentum"]) == pytest.approx(0.01)  # the effective step is eta
-    fixed = CL.variant_kwargs("momentum, fixed memory time", 0.005)
+    fixed = CLX.variant_kwargs("momentum, fixed memory time", 0.005)
     assert fixed["momentum"] == pytest.approx(0.95) and fixed["lr"] / (1 - fixed["momentum"]) == pytest.approx(0.005)
-    assert CL.variant_kwargs("Adam", 0.01) == {"lr": CL.ADAM_LR_RATIO * 0.01, "optimizer": "adam"}
+    assert CLX.variant_kwargs("Adam", 0.01) == {"lr": CLP.ADAM_LR_RATIO * 0.01, "optimizer": "adam"}
     with pytest.raises(ValueError, match="name='nesterov'"):
-        CL.variant_kwargs("nesterov", 0.01)
-    assert [CL.variant_key(v) for v in CL.BREAKING_VARIANTS] == ["plain", "weight_decay", "momentum", "momentum_fixed_time", "Adam"]
+        CLX.variant_kwargs("nesterov", 0.01)
+    assert [CLC.variant_key(v) for v in CL.BREAKING_VARIANTS] == ["plain", "weight_decay", "momentum", "momentum_fixed_time", "Adam"]
 
 
 def _fake_history(metrics, *, diverged=None):
@@ -486,7 +301,7 @@ def test_breaking_claims(tmp_path):
              "momentum, fixed memory time": lambda eta: 0.5, "Adam": lambda eta: 100 * eta}  # Adam keeps the law here: K4c fails
     runs = {(name, eta): _fake_history({"drift_fa": np.full((2, 3, 2), f(eta)), "loss": np.ones((2, 3))})
             for name, f in drift.items() for eta in CL.ETAS[:2]}
-    rows = CL.breaking_rows(runs)
+    rows = CLX.breaking_rows(runs)
     assert rows["plain"]["over_plain"] == {"min": 1.0, "max": 1.0, "mean": 1.0}
     assert rows["weight decay"]["ratio_half_lr"]["min"] == 1.0 and rows["weight decay"]["over_plain"]["max"] == pytest.approx(100)
     results = _results(tmp_path)
@@ -497,11 +312,11 @@ def test_breaking_claims(tmp_path):
 
 
 def test_breaking_runs_track_the_drift():
-    problem = CL.teacher_problem([0, 1], [CL.N_IN, 4, 4, CL.N_OUT], activation="relu")
+    problem = CLX.teacher_problem([0, 1], [CLP.N_IN, 4, 4, CLP.N_OUT], activation="relu")
     runs = CL.breaking_runs(problem, horizon=0.1)
     assert set(runs) == {(name, eta) for name in CL.BREAKING_VARIANTS for eta in CL.ETAS[:2]}
     assert runs["plain", CL.ETAS[1]].steps[-1] == 20 and runs["Adam", CL.ETAS[0]].final("drift_fa").shape == (2, 2)
-    rows = CL.breaking_rows(runs)
+    rows = CLX.breaking_rows(runs)
     assert 1.9 < rows["plain"]["ratio_half_lr"]["min"] < 2.1  # plain steps keep the law: the drift is O(eta)
     for name in ("weight decay", "Adam"):  # these break it at first order: the drift does not shrink with eta
         assert rows[name]["ratio_half_lr"]["max"] < 1.1 and rows[name]["over_plain"]["min"] > 1.5
@@ -511,7 +326,7 @@ def test_split_and_stacked_trajectories():
     weights, feedback, _, x, y = _problem([5, 6, 6, 3], activation="relu")
     starts = {"a": weights, "b": [0.1 * w for w in weights]}
     kw = dict(rule="fa", activation="relu", lr=0.05, steps=4, per_neuron=True, record_every=2)
-    parts = CL.stacked_trajectories(starts, x, y, feedback, **kw)
+    parts = CLT.stacked_trajectories(starts, x, y, feedback, **kw)
     assert list(parts) == ["a", "b"]
     for name, start in starts.items():
         alone = conservation_trajectory(start, x, y, feedback=feedback, **kw)
@@ -523,24 +338,24 @@ def test_split_and_stacked_trajectories():
         np.testing.assert_allclose(part.drift["bp"], alone.drift["bp"], rtol=1e-9, atol=1e-15)
         torch.testing.assert_close(part.weights[1], alone.weights[1])
     with pytest.raises(ValueError, match="cannot be split"):
-        CL.split_trajectory(parts["a"], ["x", "y"])
+        CLT.split_trajectory(parts["a"], ["x", "y"])
 
 
 def test_alignment_blocks():
     weights, feedback, _, _, _ = _problem([5, 6, 6, 3])
-    blocks = CL.alignment_blocks(weights, feedback)
-    assert list(blocks) == [CL.scale_block(s) for s in CL.INIT_SCALES] + [CL.BOUNDARY, CL.ANTI_ALIGNED]
-    assert CL.scale_block(CL.SMALL_SCALE) == "scale 0.01"
+    blocks = CLX.alignment_blocks(weights, feedback)
+    assert list(blocks) == [CLX.scale_block(s) for s in CLP.INIT_SCALES] + [CLP.BOUNDARY, CLP.ANTI_ALIGNED]
+    assert CLX.scale_block(CLP.SMALL_SCALE) == "scale 0.01"
     torch.testing.assert_close(blocks["scale 0.001"][1], 1e-3 * weights[1])
-    sums = torch.stack([q.sum(-1) for q in conserved_quantities(blocks[CL.BOUNDARY], rule="fa", feedback=feedback, per_neuron=True)], -1)
+    sums = torch.stack([q.sum(-1) for q in conserved_quantities(blocks[CLP.BOUNDARY], rule="fa", feedback=feedback, per_neuron=True)], -1)
     torch.testing.assert_close(sums, torch.zeros_like(sums), atol=1e-12, rtol=0)
-    assert (feedback_inner_products(blocks[CL.ANTI_ALIGNED], feedback) < 0).all()
+    assert (feedback_inner_products(blocks[CLP.ANTI_ALIGNED], feedback) < 0).all()
 
 
 def test_alignment_runs_rows_and_claims(tmp_path):
     runs = CL.alignment_runs([0, 1], depth=3, width=6, steps=40)
-    assert list(runs["fa"]) == list(CL.alignment_blocks(*_problem([5, 6, 3])[:2])) and len(runs["bp"]) == len(CL.INIT_SCALES)
-    small = runs["fa"][CL.scale_block(CL.SMALL_SCALE)]
+    assert list(runs["fa"]) == list(CLX.alignment_blocks(*_problem([5, 6, 3])[:2])) and len(runs["bp"]) == len(CLP.INIT_SCALES)
+    small = runs["fa"][CLX.scale_block(CLP.SMALL_SCALE)]
     assert small.weight_alignment.shape == (41, 2, 2) and small.identity_residual is not None
     assert runs["bp"]["scale 1"].identity_residual is None
     rows, by_block = CL.alignment_rows(runs)
@@ -555,21 +370,21 @@ def test_alignment_runs_rows_and_claims(tmp_path):
     assert list(claims) == ["K5a", "K5b", "K5c", "K5d", "K5e"]
     assert claims["K5c"]["verdict"] == "reproduced" and claims["K5c"]["kind"] == "implementation"
     assert claims["K5b"]["measured"]["bounds"] == pytest.approx([4 / np.sqrt(36), 4 / np.sqrt(30)])
-    assert results.metrics["cons_false_alarm"] == pytest.approx(CL.gd_false_alarm(4 * 2 * 2))
-    assert claims["K5d"]["measured"]["min_alignment"] == float(np.nanmin(runs["fa"][CL.BOUNDARY].weight_alignment))
+    assert results.metrics["cons_false_alarm"] == pytest.approx(CLC.gd_false_alarm(4 * 2 * 2))
+    assert claims["K5d"]["measured"]["min_alignment"] == float(np.nanmin(runs["fa"][CLP.BOUNDARY].weight_alignment))
     assert claims["K5a"]["measured"]["fa_slope_min"] == float(np.nanmin(fitted_slope(small.incoming_squares, small.feedback_inner)))
     assert results.metrics["cons_fa_small_loss_end"] < results.metrics["cons_fa_small_loss_start"]
 
 
 def test_gd_false_alarm():
-    assert CL.gd_false_alarm(1) == pytest.approx(6.334e-5, rel=1e-3)
-    assert CL.gd_false_alarm(100) == pytest.approx(100 * CL.gd_false_alarm(1))
+    assert CLC.gd_false_alarm(1) == pytest.approx(6.334e-5, rel=1e-3)
+    assert CLC.gd_false_alarm(100) == pytest.approx(100 * CLC.gd_false_alarm(1))
 
 
 def test_min_norm_runs_by_scale_and_claims(tmp_path):
     runs = CL.min_norm_runs([0, 1], n=10, d=40, h=16, steps=1500)
     assert not any(h.diverged.any() for h in runs.values())
-    assert list(runs) == list(CL.NORM_RUNS)
+    assert list(runs) == list(CLX.NORM_RUNS)
     by_scale = CL.min_norm_by_scale(runs)
     k = len(CL.NORM_SCALES)
     assert by_scale["fa"]["min_norm_distance"].shape == (k, 2) and by_scale["bp"]["diverged"].shape == (k, 2)
@@ -595,7 +410,7 @@ def _practical(share, bp_share, align_gain, acc_gain):
     def run(align, acc):
         return _fake_history({"grad_alignment": np.full((2, 2, 2), align), "test_accuracy": np.full((2, 2), acc)})
 
-    classes = {n: {"lecun": run(0.2, 0.7), "small": run(0.2 + align_gain, 0.7 + acc_gain[n])} for n in CL.CLASS_COUNTS}
+    classes = {n: {"lecun": run(0.2, 0.7), "small": run(0.2 + align_gain, 0.7 + acc_gain[n])} for n in CLP.CLASS_COUNTS}
     return CL.PracticalRuns(law={f"{lr:g}": law(share) for lr in CL.PRAC_LRS} | {"bp": law(bp_share)}, classes=classes,
                             flipped=0.2, per_epoch=80)
 
@@ -622,20 +437,20 @@ def test_unmatched_share_and_class_gains():
 
 
 def test_practical_runs(monkeypatch):
-    monkeypatch.setattr(CL, "PRAC_N", 100)
-    monkeypatch.setattr(CL, "PRAC_HIDDEN", 8)
+    monkeypatch.setattr(CLX, "PRAC_N", 100)
+    monkeypatch.setattr(CLX, "PRAC_HIDDEN", 8)
     gen = torch.Generator().manual_seed(0)
     y_train = torch.arange(600) % 10
     data = F.ClassificationData(name="mnist", directory=None, x_train=torch.randn(600, 784, generator=gen), y_train=y_train,
                                 x_test=torch.randn(50, 784, generator=gen), y_test=torch.arange(50) % 10, sha256={})
     runs = CL.practical_runs(data, [0, 1], epochs=1, seed=0)
     assert runs.per_epoch == 2 and runs.flipped == pytest.approx(0.2)
-    assert list(runs.law) == ["0.01", "0.03", "0.1", "bp"] and list(runs.classes) == list(CL.CLASS_COUNTS)
+    assert list(runs.law) == ["0.01", "0.03", "0.1", "bp"] and list(runs.classes) == list(CLP.CLASS_COUNTS)
     assert all(h.diverged.shape == (2,) for h in runs.law.values())
     assert runs.classes[2]["small"].weights[-1].shape == (2, 2, 8)
     assert CL.unmatched_share(runs.law["0.01"]).shape == (1, 2, 2)  # one record (one epoch) after the start
     # a step size of the batch trains exactly as it does alone
-    x10, y10, _ = F.noisy_subset(data.x_train, data.y_train, 100, n_classes=10, noise=CL.PRAC_NOISE, seed=0)
+    x10, y10, _ = F.noisy_subset(data.x_train, data.y_train, 100, n_classes=10, noise=CLP.PRAC_NOISE, seed=0)
     widths = [784, 8, 8, 10]
     alone = F.train(F.init_weights(widths, [0, 1]), x10, y10, rule="fa", activation="relu", loss="ce", lr=0.1, steps=2, batch_size=50,
                     feedback=F.init_feedback(widths, [0, 1], rule="fa"), shuffle_seed=0, progress=False)
@@ -647,31 +462,7 @@ def test_practical_runs(monkeypatch):
 def test_report_diverged(capsys):
     ok = _fake_history({"loss": np.ones((2, 3))})
     bad = _fake_history({"loss": np.ones((2, 3))}, diverged=np.array([True, False, True]))
-    CL._report_diverged({"ok": ok, ("fa", 0.1): bad})
+    CLX._report_diverged({"ok": ok, ("fa", 0.1): bad})
     assert capsys.readouterr().out.strip() == "('fa', 0.1): 2 of 3 seeds diverged and are excluded"
 
 
-@pytest.mark.parametrize("widths", [[5, 7, 1], [5, 8, 6, 3]])
-@pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_l2_law_is_the_exact_one_step_change_and_first_order(widths, activation):
-    seeds = [0, 1, 2]
-    weights = F.init_weights(widths, seeds, dtype=torch.float64)
-    feedback = F.init_feedback(widths, seeds, rule="fa", dtype=torch.float64)
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(3, 10, 5, generator=gen, dtype=torch.float64)
-    y = torch.randn(3, 10, widths[-1], generator=gen, dtype=torch.float64)
-    lr = 0.05
-    l2 = [torch.tensor([0.0, 0.1, 0.3], dtype=torch.float64)] + [torch.tensor([0.0, 0.2, 0.0], dtype=torch.float64)] * (len(widths) - 2)
-    result = F.backward_pass(weights, x, y, rule="fa", activation=activation, feedback=feedback)
-    law = CL.step_change_with_l2(weights, result.grads, feedback, lr=lr, l2=l2)
-    after = [w - lr * (g + d.reshape(-1, 1, 1) * w) for w, g, d in zip(weights, result.grads, l2)]
-    before_c = CL.conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
-    after_c = CL.conserved_quantities(after, rule="fa", feedback=feedback, per_neuron=True)
-    plain = CL.step_change(result.grads, rule="fa", lr=lr, per_neuron=True)
-    for k, (c0, c1, predicted) in enumerate(zip(before_c, after_c, law)):
-        assert torch.allclose(c1 - c0, predicted, rtol=0, atol=1e-13)
-        assert torch.allclose(predicted[0], plain[k][0], rtol=0, atol=1e-15)  # seed 0 has no L2: the plain law
-        # with L2 the change is first order: it takes both signs, where the plain law is never negative
-        assert (predicted[1:] < 0).any() and (plain[k] >= 0).all()
-    with pytest.raises(ValueError, match="one entry per layer"):
-        CL.step_change_with_l2(weights, result.grads, feedback, lr=lr, l2=l2[:1])
