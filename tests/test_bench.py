@@ -42,3 +42,13 @@ def test_the_authors_method_baseline_trains_like_their_code():
     e = 2 * (h @ beta0.t() / math.sqrt(7) - y) / 4
     torch.testing.assert_close(net.beta.grad, e.t() @ h / math.sqrt(7) + 0.3 * beta0)
     torch.testing.assert_close(net.first.grad, ((e @ net.b / math.sqrt(7)) * (h > 0)).t() @ x)
+
+
+def test_two_layer_step_vs_train_reports_both_times_and_their_ratio():
+    rows = bench.two_layer_step_vs_train(widths=(4, 6), networks=2, n=3, d=5, steps=2)
+    assert [r["p"] for r in rows] == [4, 6]
+    for row in rows:
+        assert set(row) == {"p", "networks", "n", "d", "steps", "two_layer_step_s", "train_s", "ratio"}
+        assert (row["networks"], row["n"], row["d"], row["steps"]) == (2, 3, 5, 2)
+        assert row["two_layer_step_s"] > 0 and row["train_s"] > 0
+        assert row["ratio"] == row["train_s"] / row["two_layer_step_s"]

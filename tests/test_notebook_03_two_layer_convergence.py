@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from conftest import assert_rejects_parameter
 
-from fa_lib.chapters import two_layer_convergence as song
+from fa_lib.chapters.two_layer_convergence.claims import SEVERAL_WIDTHS, SHORT_REAL_RUN
+from fa_lib.chapters.two_layer_convergence.published import published_alignment
+from fa_lib.theory.song import LAMBDAS, REAL_BATCH_SIZE
 
 pytestmark = pytest.mark.notebook
 
@@ -33,7 +35,7 @@ def test_two_layer_convergence_ci_claims_hold_or_deviate_as_documented(ci_result
         assert claim["verdict"] == ("reproduced" if claim_id in HOLD_AT_CI else "deviates")
     for claim_id in NOT_AT_CI:
         assert claims[claim_id]["verdict"] == "not evaluated" and claims[claim_id]["passed"] is None
-        assert claims[claim_id]["reason"] == (song.SEVERAL_WIDTHS if claim_id in {"S2b", "S3c"} else song.SHORT_REAL_RUN)
+        assert claims[claim_id]["reason"] == (SEVERAL_WIDTHS if claim_id in {"S2b", "S3c"} else SHORT_REAL_RUN)
 
 
 def test_alignment_claims_values_against_the_authors(ci_results):
@@ -47,7 +49,7 @@ def test_alignment_claims_values_against_the_authors(ci_results):
             assert set(cells) == {f"lam={r['lam']:g} p={r['p']}" for r in rows}  # every cell of the grid is claimed
             for r in rows:
                 cell = cells[f"lam={r['lam']:g} p={r['p']}"]
-                published = song.published_alignment(activation, r["lam"], r["p"])
+                published = published_alignment(activation, r["lam"], r["p"])
                 bound = 0.08 if regularised else 2 * published[1] / math.sqrt(r["trials"]) + 0.02
                 assert cell["authors"] == published[0] and cell["ours"] == pytest.approx(r["mean"])
                 assert cell["bound"] == pytest.approx(bound)
@@ -56,7 +58,7 @@ def test_alignment_claims_values_against_the_authors(ci_results):
     assert set(s3b) == {f"{a} p=200" for a in PAPER} and all(np.all(np.diff(v) > 0) for v in s3b.values())
     for activation in PAPER:  # the recorded means are the table's, in the order of the lambda grid
         assert s3b[f"{activation} p=200"] == [next(r["mean"] for r in table if r["activation"] == activation and r["lam"] == lam)
-                                            for lam in song.LAMBDAS[activation]]
+                                            for lam in LAMBDAS[activation]]
         s3 = claims[f"S3a_{activation}"]["measured"]
         assert results["metrics"][f"song_{activation}_s3_max_diff"] == max(abs(v["difference"]) for v in s3.values())
 
@@ -65,7 +67,7 @@ def test_alignment_table_follows_the_run_length_rule(ci_results):
     results = ci_results(STEM)
     table = results["metrics"]["alignment_table"]
     assert results["profile"] == "ci" and results["parameters"]["widths"] == [200]
-    assert {(r["activation"], r["lam"], r["p"]) for r in table} == {(a, lam, 200) for a in PAPER for lam in song.LAMBDAS[a]}
+    assert {(r["activation"], r["lam"], r["p"]) for r in table} == {(a, lam, 200) for a in PAPER for lam in LAMBDAS[a]}
     for row in table:
         assert {"activation", "lam", "p", "mean", "sd", "trials", "steps_mean", "steps_max"} <= set(row)
         assert row["trials"] == 5 and row["diverged"] == 0 and row["unsettled"] == 0 and row["min_steps"] == 5050
@@ -86,7 +88,7 @@ def test_convergence_claims_values(ci_results):
     plateaus = results["metrics"]["plateaus"]
     curve_trials = results["parameters"]["curve_trials"]
     assert curve_trials == 2 and all(r["trials"] == curve_trials and r["diverged"] == 0 for r in rates)
-    assert {(r["activation"], r["lam"]) for r in plateaus} == {(a, lam) for a in PAPER for lam in song.LAMBDAS[a][1:]}
+    assert {(r["activation"], r["lam"]) for r in plateaus} == {(a, lam) for a in PAPER for lam in LAMBDAS[a][1:]}
     assert all(r["trials"] == curve_trials for r in plateaus)
     for activation in PAPER:
         r2 = claims[f"S1a_{activation}"]["measured"]
@@ -116,7 +118,7 @@ def test_two_layer_convergence_ci_metrics(ci_results):
     real = results["parameters"]["real"]
     assert (metrics["song_real_n_train"], metrics["song_real_n_test"]) == (real["n_train"], real["n_test"]) == (1200, 500)
     assert (metrics["song_real_epochs"], metrics["song_real_runs"]) == (real["epochs"], real["runs"]) == (2, 1)
-    assert metrics["song_real_steps"] == 2 * math.ceil(1200 / song.REAL_BATCH_SIZE)
+    assert metrics["song_real_steps"] == 2 * math.ceil(1200 / REAL_BATCH_SIZE)
     for lam, name in (("0", "0"), ("0.1", "0p1"), ("0.3", "0p3")):
         alignment, accuracy = metrics["real_final_alignment"][lam], metrics["real_final_test_accuracy"][lam]
         assert alignment["n"] == accuracy["n"] == real["runs"] and -1 <= alignment["mean"] <= 1

@@ -5,8 +5,10 @@ taken side by side in the same run (interleaved, median of repeats), never an ab
 time on its own:
 
 * FA vs BP: time per training step on the same network (FA does the same matrix products);
-* batched vs separate: one batched run of S networks against S one-network runs of the Song
-  chapter's two-layer step, S in {1, 8, 32};
+* batched vs separate: one batched run of S networks against S one-network runs of the
+  two-layer step (:class:`fa_lib.training.two_layer.TwoLayerStep`), S in {1, 8, 32};
+* the two-layer step against the general loop: seconds per step of :class:`~fa_lib.training.two_layer.TwoLayerStep`
+  and of :func:`fa_lib.training.train` doing the same FA ReLU update on the same networks, p in {200, 800, 3200};
 * against the authors' method: time per network-step of their way of training (one network
   at a time, autograd, d = 150) and of ours, for p in {200, 800, 3200}, and our float32
   GFLOP/s against the machine's own matrix product, all timed in the same run;
@@ -32,9 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..chapters import two_layer_convergence as song
 from ..networks import backward_pass, init_feedback, init_weights
 from ..results import git_commit, to_jsonable
+from ..theory.song import INPUT_DIM, LEARNING_RATES, N_SAMPLES, core_hyperparameters, readout_scales
+from ..training import train
+from ..training.two_layer import TwoLayerStep, cache_block, init_two_layer, prepared_trials, synthetic_data
 
 REPEATS = 7
 
@@ -78,11 +82,9 @@ def fa_vs_bp_step(widths=(784, 256, 256, 10), seeds: int = 8, batch: int = 100, 
 
 
 def _two_layer_step(activation: str, p: int, networks: int, steps: int) -> Callable[[], Any]:
-    """``steps`` updates of the Song chapter's step (:class:`fa_lib.chapters.two_layer_convergence.TwoLayerStep`, row-space form) on a batch."""
-    x, y, weights, b = song.prepared_trials(activation, p, list(range(networks)), song.N_SAMPLES, song.INPUT_DIM,
-                                      torch.float32, "cpu")
-    stepper = song.TwoLayerStep(x, y, weights, b, rule="fa", activation=activation, lr=song.LEARNING_RATES[activation],
-                                lam=0.02)
+    """``steps`` updates of the two-layer step (:class:`fa_lib.training.two_layer.TwoLayerStep`, row-space form) on a batch."""
+    x, y, weights, b = prepared_trials(activation, p, list(range(networks)), N_SAMPLES, INPUT_DIM, torch.float32, "cpu")
+    stepper = TwoLayerStep(x, y, weights, b, rule="fa", activation=activation, lr=LEARNING_RATES[activation], lam=0.02)
 
     def run() -> None:
         with torch.no_grad():
@@ -162,7 +164,7 @@ def matmul_gflops(size: int = 1024) -> float:
 
 
 def two_layer_flops_per_step(seeds: int, n: int, p: int) -> int:
-    """Floating-point operations (multiply-adds x 2) of one step of :class:`fa_lib.chapters.two_layer_convergence.TwoLayerStep` on a
+    """Floating-point operations (multiply-adds x 2) of one step of :class:`fa_lib.training.two_layer.TwoLayerStep` on a
     nonlinear network: the product ``(K diag e)(psi' b)`` that updates the pre-activations (``n n p``),
     the output ``h beta^T`` and ``dMSE/dbeta = e^T h`` (``n p`` each). The elementwise passes are not counted."""
     return 2 * seeds * (n * n * p + 2 * n * p)
@@ -170,22 +172,55 @@ def two_layer_flops_per_step(seeds: int, n: int, p: int) -> int:
 
 def against_authors_method(widths=(200, 800, 3200), activation: str = "relu") -> list[dict[str, Any]]:
     """Per network-step time of the authors' method (one network at a time, autograd, d = 150) and of
-    ours (a cache-sized batch, :func:`fa_lib.chapters.two_layer_convergence.cache_block`), interleaved in one run; their ratio;
+    ours (a cache-sized batch, :func:`fa_lib.training.two_layer.cache_block`), interleaved in one run; their ratio;
     our GFLOP/s against the machine's float32 matrix product measured in the same run."""
 
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(1024, 1024, generator=gen), torch.randn(1024, 1024, generator=gen)
     rows = []
     for p in widths:
-        networks = song.cache_block(p)
-        steps = max(20, round(5e9 / two_layer_flops_per_step(networks, song.N_SAMPLES, p)))
+        networks = cache_block(p)
+        steps = max(20, round(5e9 / two_layer_flops_per_step(networks, N_SAMPLES, p)))
         times = _median_times({"authors": _authors_method(p, steps), "ours": _two_layer_step(activation, p, networks, steps),
                                "matmul": lambda: torch.mm(a, b)}, repeats=5)
         authors, ours = times["authors"] / steps, times["ours"] / (steps * networks)
         peak = 2 * 1024**3 / times["matmul"] / 1e9
-        gflops = two_layer_flops_per_step(1, song.N_SAMPLES, p) / ours / 1e9
+        gflops = two_layer_flops_per_step(1, N_SAMPLES, p) / ours / 1e9
         rows.append({"p": p, "networks": networks, "steps": steps, "authors_ms": 1e3 * authors, "ours_ms": 1e3 * ours,
                      "speedup": authors / ours, "gflops": gflops, "matmul_gflops": peak, "fraction_of_matmul": gflops / peak})
+    return rows
+
+
+def two_layer_step_vs_train(widths=(200, 800, 3200), networks: int = 8, n: int = N_SAMPLES, d: int = INPUT_DIM,
+                            steps: int | None = None, lr: float = LEARNING_RATES["relu"], lam: float = 0.02) -> list[dict[str, Any]]:
+    """Seconds per step of :class:`fa_lib.training.two_layer.TwoLayerStep` and of :func:`fa_lib.training.train`
+    doing the same FA ReLU update (the authors' ``lr``, ``lam`` on ``beta``; ``train`` with ``eta = 2 lr``,
+    ``l2 = [0, lam / 2]``, ``record_every=steps``) on the same ``networks`` networks of Song's task
+    (``n`` samples, ``d`` inputs, no row-space reduction for either), interleaved in one run; ``ratio`` is
+    train's time over the step's. ``steps``: per timing (default: about 4 GFLOP of the step's work, at least 20)."""
+    eta, l2 = core_hyperparameters(lr, lam)
+    seeds = list(range(networks))
+    rows = []
+    for p in widths:
+        x, y = synthetic_data("relu", n, d, p, seeds)
+        weights, feedback = init_two_layer(d, p, seeds)
+        count = steps or max(20, round(4e9 / two_layer_flops_per_step(networks, n, p)))
+        stepper = TwoLayerStep(x, y, weights, feedback[1], rule="fa", activation="relu", lr=lr, lam=lam)
+
+        def ours() -> None:
+            with torch.no_grad():
+                for _ in range(count):
+                    stepper.step()
+
+        def general() -> None:
+            train(weights, x, y, rule="fa", activation="relu", lr=eta, steps=count, loss="mse", feedback=feedback,
+                  l2=[0.0, l2], layer_scales=readout_scales(p), record_every=count, progress=False)
+
+        times = _median_times({"two_layer_step": ours, "train": general}, repeats=3)
+        per_step = {name: t / count for name, t in times.items()}
+        rows.append({"p": p, "networks": networks, "n": n, "d": d, "steps": count,
+                     "two_layer_step_s": per_step["two_layer_step"], "train_s": per_step["train"],
+                     "ratio": per_step["train"] / per_step["two_layer_step"]})
     return rows
 
 
@@ -215,7 +250,13 @@ def run_benchmark(threads: int = 1) -> dict[str, Any]:
         print(f"  p={row['p']:5d}: authors {row['authors_ms']:.3f} ms, ours {row['ours_ms']:.3f} ms ({row['networks']} batched): "
               f"{row['speedup']:.1f}x; ours {row['gflops']:.1f} GFLOP/s = {row['fraction_of_matmul']:.2f} of matmul "
               f"({row['matmul_gflops']:.1f})", flush=True)
-    return {"machine": machine(), "fa_vs_bp": step, "batched_vs_separate": batching, "against_authors": sweep}
+    print("two-layer step against fa_lib.training.train (FA ReLU, 8 networks) ...", flush=True)
+    general = two_layer_step_vs_train()
+    for row in general:
+        print(f"  p={row['p']:5d}: train {1e3 * row['train_s']:.3f} ms, two-layer step {1e3 * row['two_layer_step_s']:.3f} ms "
+              f"per step: {row['ratio']:.1f}x", flush=True)
+    return {"machine": machine(), "fa_vs_bp": step, "batched_vs_separate": batching, "against_authors": sweep,
+            "two_layer_vs_train": general}
 
 
 def main() -> int:
