@@ -43,7 +43,6 @@ from .experiments import (
 from .figures import alignment_table, law_table
 from .profiles import (
     BREAKING_VARIANTS,
-    DATASET_TITLES,
     ETAS,
     NORM_SCALES,
     PRAC_LRS,
@@ -56,7 +55,7 @@ from .profiles import (
 from .trackers import LawTracker, Trajectory, conservation_trajectory
 
 __all__ = [
-    "BREAKING_VARIANTS", "DATASET_TITLES", "ETAS", "LawTracker", "NORM_SCALES", "PRAC_LRS", "PROFILES", "PracticalRuns",
+    "BREAKING_VARIANTS", "ETAS", "LawTracker", "NORM_SCALES", "PRAC_LRS", "PROFILES", "PracticalRuns",
     "SMALL_INIT", "Trajectory", "UNMATCHED", "alignment_rows", "alignment_runs", "alignment_table", "breaking_runs",
     "chapter_parameters", "chapter_seeds", "class_gains", "conservation_trajectory", "drift_runs", "law_table",
     "min_norm_by_scale", "min_norm_runs", "one_step_law_rows", "practical_runs", "record_alignment_condition",

@@ -61,7 +61,6 @@ PRAC_N, PRAC_NOISE, PRAC_BATCH = 4000, 0.2, 50  # a random 4,000-image subset, 2
 PRAC_HIDDEN = 128  # ReLU MLP 784-128-128-n_classes, bias-free, LeCun init, FA by plain SGD on the mean cross-entropy
 PRAC_LRS = (0.01, 0.03, 0.1)  # usual SGD step sizes for such an MLP (BP, the control, runs at the middle one)
 CLASS_COUNTS, CLASS_LR, SMALL_INIT = (2, 5, 10), 0.03, 0.1  # K7b: classes 0..n-1; LeCun init vs SMALL_INIT x LeCun
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 INIT_SCALES = (1e-3, 1e-2, 1e-1, 1.0)  # K5: multiples of the LeCun std 1/sqrt(n_in)
 SMALL_SCALE = 1e-2  # K5's claim: "small initialisation"
 BOUNDARY, ANTI_ALIGNED = "sum c(0) = 0", "anti-aligned"  # K5: the blocks built by feedback_shift (target 0 and 2)
