@@ -1,10 +1,11 @@
 """fa_lib: the feedback-alignment library behind the fa-repro book.
 
-Three wings:
+Four wings:
 
+* :mod:`fa_lib.theory`, one module per paper: its mathematics as pure functions of tensors;
 * the core (this package's modules: ``networks``, ``alignment``, ``training``, ``data``,
   ``validation``, ``results``, ``plotting``, ``parallel``, ``preamble``), which every chapter uses;
-* :mod:`fa_lib.chapters`, one module per chapter of the book, named after it;
+* :mod:`fa_lib.chapters`, one package per chapter of the book, named after it;
 * :mod:`fa_lib.pipeline`, which runs the chapters and builds the book (never imported by them).
 
 Networks carry a leading seed dimension (many independent networks at once); the book's

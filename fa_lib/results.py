@@ -237,6 +237,14 @@ class Results:
                         passed=passed, verdict=verdict, paper=paper, kind=kind, **extra)
         return passed
 
+    def bound_check(self, id: str, *, statement: str, expected: str, measured: Any, tolerance: str, worst: float,
+                    bound: float, diverged: int = 0, paper: str | None = None) -> bool:
+        """Record the implementation check ``id``, the shape of every exact-identity claim (a one-step law, an
+        identity along a run, two computations of one spectrum): it passes when the worst relative residual
+        ``worst`` is at most the rounding ``bound`` and no seed diverged (``diverged == 0``); returns whether it passed."""
+        return self.claim(id, statement=statement, expected=expected, measured=measured, tolerance=tolerance,
+                          passed=bool(worst <= bound and diverged == 0), paper=paper, kind="implementation")
+
     def skip_claim(self, id: str, *, statement: str, reason: str, paper: str | None = None, kind: str = "paper") -> None:
         """Record a claim that this profile does not evaluate (verdict "not evaluated"), with the ``reason``
         (what it needs that the profile lacks); the scorecard shows it as such."""

@@ -3,11 +3,12 @@
 import pytest
 
 from fa_lib import parallel
-from fa_lib.chapters import two_layer_convergence as song
+from fa_lib.theory import song
+from fa_lib.training.two_layer import cache_block
 
 
 def test_jobs_give_the_same_results_in_order_with_any_number_of_workers():
-    jobs = [(song.steps_for_width, {"p": p}) for p in (3200, 200, 800)] + [(song.cache_block, {"p": 800})]
+    jobs = [(song.steps_for_width, {"p": p}) for p in (3200, 200, 800)] + [(cache_block, {"p": 800})]
     alone = parallel.run_parallel(jobs, workers=1, progress=False)
     assert alone == [20203, 5050, 10101, 6]
     assert parallel.run_parallel(jobs, workers=2, progress=False) == alone

@@ -214,3 +214,13 @@ def test_a_deviation_needs_a_diagnosis_at_default_and_paper(tmp_path):
     linked = F.claims_html([{"id": "X3", "verdict": "deviates", "statement": "s", "measured": "1", "diagnosis": "d",
                              "discussion": "diag-x3"}], link="generated/99_test.html")
     assert '<a href="generated/99_test.html#diag-x3">discussion</a>' in linked
+
+
+def test_bound_check_is_an_implementation_claim_that_fails_on_the_bound_or_a_divergence(tmp_path):
+    r = _results(tmp_path)
+    kw = dict(statement="s", expected="e", measured={"worst": 1e-13}, tolerance="t")
+    assert r.bound_check("B1", worst=1e-13, bound=1e-12, **kw)
+    assert not r.bound_check("B2", worst=2e-12, bound=1e-12, **kw)
+    assert not r.bound_check("B3", worst=1e-13, bound=1e-12, diverged=1, **kw)
+    assert not r.bound_check("B4", worst=float("nan"), bound=1e-12, **kw)
+    assert [c["kind"] for c in r.claims] == ["implementation"] * 4

@@ -9,8 +9,8 @@ import torch
 
 from fa_lib import Results
 from fa_lib.chapters import synthesis as syn
-from fa_lib.chapters import two_layer_convergence as song
-from fa_lib.chapters import why_align
+from fa_lib.chapters import primer
+from fa_lib.theory import fixed_points, song
 from fa_lib.training import stack_settings, train
 
 SEEDS = [3, 4]
@@ -71,14 +71,15 @@ def test_three_layer_task_extends_the_two_layer_one_with_its_own_draws():
 def test_reduced_matrix_is_the_fa_kernel_and_alignment_follows_from_traces():
     x, _, weights, feedback, scales = syn.song_task("two-layer", 16, SEEDS)
     kwargs = dict(rule="fa", activation="relu", feedback=feedback, layer_scales=scales)
-    reduced = why_align.reduced_matrix(weights, x, **kwargs)
+    reduced = fixed_points.reduced_matrix(weights, x, **kwargs)
     torch.testing.assert_close(syn.stability_matrix(weights, x, feedback[1]), reduced, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(syn.kernel_jacobian_alignment(weights, x, feedback[1]),
-                               why_align.update_alignment(weights, x, **kwargs), rtol=0, atol=1e-12)
+                               fixed_points.update_alignment(weights, x, **kwargs), rtol=0, atol=1e-12)
 
 
 def test_chapter_parameters_and_seeds():
-    assert syn.chapter_parameters("auto")["real_widths"] == syn.primer.WIDTHS
+    parameters = syn.chapter_parameters("auto")  # the real-data family is the primer's network and step, kept equal
+    assert (parameters["real_widths"], parameters["real_lr"], parameters["real_batch"]) == (primer.WIDTHS, primer.LR, primer.BATCH)
     with pytest.raises(ValueError, match="dataset='cifar10' is not allowed"):
         syn.chapter_parameters("cifar10")
     seeds = syn.chapter_seeds(0, syn.PROFILES["ci"])

@@ -42,15 +42,6 @@ from .profiles import (
 from .trackers import Trajectory
 
 
-def record_bound_check(results, claim_id: str, *, statement: str, expected: str, measured: Any, tolerance: str,
-                       worst: float, bound: float, diverged: int = 0) -> bool:
-    """Record the implementation check ``claim_id`` (``kind="implementation"``): it passes when ``worst <= bound``
-    and no seed diverged (``diverged == 0``); returns whether it passed. The shape of every exact-identity check
-    (a one-step law, the alignment identity, the null space): the worst relative residual under a rounding bound."""
-    return results.claim(claim_id, statement=statement, expected=expected, measured=measured, tolerance=tolerance,
-                         passed=bool(worst <= bound and diverged == 0), kind="implementation")
-
-
 # --------------------------------------------------------------------------- K1, K2: the one-step laws
 LAW_CLAIMS = (  # id, laws (rows of one_step_law_rows), bound, statement, what
     ("K1", ["fa_matrix", "fa_matrix_bias"], 1e-10,
@@ -73,8 +64,8 @@ def record_one_step_laws(results, rows: Sequence[Mapping[str, Any]], *, depths: 
         results.number(f"cons_{claim_id}_worst_of_change", s["worst_relative_to_change"])
         results.number(f"cons_{claim_id}_min_change", s["min_change_over_terms"])
         results.number(f"cons_{claim_id}_max_change", s["max_change_over_terms_smallest_run"])
-        record_bound_check(  # the one-step identity checks the code's steps and quantities, not the paper
-            results, claim_id, statement=statement,
+        results.bound_check(  # the one-step identity checks the code's steps and quantities, not the paper
+            claim_id, statement=statement,
             expected=f"{what}: max over steps, seeds, layers, depths {list(depths)} and widths "
                      f"{list(widths)} of ||dQ - predicted|| / (size of Q's terms) <= {bound:.0e}",
             measured=s,
@@ -303,8 +294,8 @@ def record_alignment_growth(results, runs: Mapping[str, Mapping[str, Trajectory]
     )
     identity = float(np.nanmax(np.stack([traj.identity_residual for traj in runs["fa"].values()])))
     results.number("cons_identity_worst", identity)
-    record_bound_check(
-        results, "K5c",
+    results.bound_check(
+        "K5c",
         statement="The alignment identity <W_{l+1}, B_{l+1}> = 1/2 (||W_l||^2 - sum_j c_{l,j}(0) - A_l(t)) holds along the FA trajectory.",
         expected=f"max over every {max(1, steps // ALIGN_RECORDS)}th step, seed, layer and initialisation of |lhs - rhs| / "
                  f"(size of the identity's terms) <= {IDENTITY_BOUND:g}",
@@ -388,8 +379,8 @@ def record_min_norm(results, runs: Mapping[str, History], *, steps: int) -> None
     )
     null_change = float(np.nanmax(runs["fa"].metrics["null_space_change"]))
     results.number("cons_null_space", null_change)
-    record_bound_check(  # every update's rows lie in the row space of X by algebra: a check of the code
-        results, "K6b",
+    results.bound_check(  # every update's rows lie in the row space of X by algebra: a check of the code
+        "K6b",
         statement="Under FA the null-space component W_1(t)(I - X^+X) never changes.",
         expected=f"max over records, seeds and scales of ||(W_1(t) - W_1(0)) P||_F / ||W_1(t) - W_1(0)||_F <= {NULL_SPACE_BOUND:g}",
         measured={"worst": null_change},

@@ -1,0 +1,55 @@
+"""The synthesis chapter's profiles, settings and papermill parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...data import DATASETS
+from ...theory import song
+from ...validation import check_choice
+
+FAMILIES = ("two-layer", "three-layer", "real")  # Song's task at two depths; the primer's network on real data
+SONG_FAMILIES = ("two-layer", "three-layer")
+PROFILES = {
+    # widths p per family of Song's task; seeds per width (each seed: its own data, teacher, weights and feedback);
+    # steps of the perturbation test; the real-data runs (the primer's network at its width). default fits about
+    # 2.5 minutes on two cores: every step of every run tracks the law in float64, and the two-layer p = 800 runs
+    # (10101 steps) alone would take two of them.
+    "ci":      dict(widths={"two-layer": [100, 200], "three-layer": [100]}, seeds=3, perturb_steps=1000,
+                    real=dict(n_train=6000, n_test=1000, epochs=1, seeds=2)),
+    "default": dict(widths={"two-layer": [200, 400], "three-layer": [200]}, seeds=3, perturb_steps=2000,
+                    real=dict(n_train=20000, n_test=1000, epochs=2, seeds=3)),
+    "paper":   dict(widths={"two-layer": [200, 800, 3200], "three-layer": [200, 400, 800]}, seeds=10, perturb_steps=4000,
+                    real=dict(n_train=60000, n_test=10000, epochs=10, seeds=10)),
+}
+ACTIVATION = "relu"
+LR = song.LEARNING_RATES[ACTIVATION]  # the authors' ReLU learning rate (MSELoss convention)
+LAMBDA = 0.05  # the middle of the authors' ReLU grid (0.02, 0.05, 0.2), MSELoss convention
+REAL_LAMBDA = song.REAL_LAMBDAS[1]  # the authors' smallest real-data lambda (cross-entropy: fa_lib's l2 itself)
+SETTINGS = {"none": "no L2", "readout": "L2 on the readout (Song's)", "all": "L2 on every layer"}
+# The real-data family is the primer's network and step (chapter 00), written here so that this chapter imports no
+# other chapter; tests/test_synthesis.py checks that the two stay equal.
+REAL_WIDTHS = [784, 128, 128, 10]
+REAL_LR, REAL_BATCH = 0.05, 50
+RECORDS = 60  # records per run of Song's task
+REAL_RECORDS = 20  # records per real-data run (each evaluates the test images)
+DTYPE = torch.float64  # the laws are identities: float64 so that rounding stays far below every bound
+
+
+def chapter_parameters(dataset: str) -> dict[str, Any]:
+    """Check the chapter's own papermill parameter ``dataset`` (``"auto"`` or one of ``DATASETS``, the real-data runs)."""
+    check_choice("dataset", dataset, ("auto", *DATASETS))
+    return dict(dataset=dataset, activation=ACTIVATION, lr=LR, lam=LAMBDA, real_lam=REAL_LAMBDA,
+                real_widths=REAL_WIDTHS, real_lr=REAL_LR, real_batch=REAL_BATCH)
+
+
+def chapter_seeds(seed: int, config: Mapping[str, Any]) -> dict[str, list[int]]:
+    """``{"<family> p=<p>": seeds, "real": seeds}``: every family and width has its own draws, derived from ``seed``."""
+    seeds = {f"{family} p={p}": [int(v) for v in np.random.SeedSequence([seed, 4, k, p]).generate_state(config["seeds"], dtype=np.uint32)]
+             for k, family in enumerate(SONG_FAMILIES) for p in config["widths"][family]}
+    seeds["real"] = [int(v) for v in np.random.SeedSequence([seed, 4, 2]).generate_state(config["real"]["seeds"], dtype=np.uint32)]
+    return seeds
