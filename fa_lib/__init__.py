@@ -55,4 +55,5 @@ __all__ = [name for name in dir() if not name.startswith("_")]
 __version__ = "0.1.0"
 
 # The chapters' own modules (imported last: they build on the core above).
+from . import theory  # noqa: E402  (the papers' mathematics; it imports only the core above)
 from . import chapters  # noqa: E402

@@ -72,8 +72,8 @@ def test_reduced_matrix_is_the_fa_kernel_and_alignment_follows_from_traces():
     x, _, weights, feedback, scales = syn.song_task("two-layer", 16, SEEDS)
     kwargs = dict(rule="fa", activation="relu", feedback=feedback, layer_scales=scales)
     reduced = fixed_points.reduced_matrix(weights, x, **kwargs)
-    torch.testing.assert_close(syn.stability_matrix(weights, x, feedback[1]), reduced, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(syn.kernel_jacobian_alignment(weights, x, feedback[1]),
+    torch.testing.assert_close(song.stability_matrix(weights, x, syn.ACTIVATION, feedback[1]), reduced, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(song.kernel_jacobian_alignment(weights, x, syn.ACTIVATION, feedback[1]),
                                fixed_points.update_alignment(weights, x, **kwargs), rtol=0, atol=1e-12)
 
 

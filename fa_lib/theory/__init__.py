@@ -4,3 +4,7 @@ One module per paper, plus what they share. No module here runs training, plots,
 or imports a chapter; each function's docstring names the section of ``shared/papers/<paper>.md``
 that it implements, and states the shapes it takes and returns.
 """
+
+from . import conservation, fixed_points, song
+
+__all__ = ["conservation", "fixed_points", "song"]

@@ -201,3 +201,23 @@ def error_signal_alignment(
     output = forward(weights, x, activation, layer_scales=readout_scales(weights[0].shape[-2])).output
     _, delta = loss_and_output_delta(output, y, "ce")
     return cosine(delta @ feedback[1], delta @ weights[1], dims=1).mean(dim=-1)
+
+
+def stability_matrix(weights: Sequence[Tensor], x: Tensor, activation: str, b: Tensor) -> Tensor:
+    """Song's FA kernel over the sample count, ``(G + H) / N`` ``(S, N, N)`` with partner ``b`` (section "Theory to
+    check"): at a zero-error point of the two-layer model it is Chu & Bacho's reduced matrix of the FA update
+    (:func:`fa_lib.theory.fixed_points.reduced_matrix`, ``chu_bacho_2024.md``, "Stability")."""
+    g, h = kernels(weights, x, activation, b)
+    return (g + h) / x.shape[-2]
+
+
+def kernel_jacobian_alignment(weights: Sequence[Tensor], x: Tensor, activation: str, b: Tensor) -> Tensor:
+    """Two-layer ``cos(G, G~)`` ``(S,)``: the Frobenius cosine of the output Jacobian and FA's pseudo-Jacobian over all
+    samples, from the kernels' traces (:func:`fa_lib.theory.fixed_points.update_alignment` without automatic
+    differentiation); ``weights = [W, beta]``, partner ``b`` shaped like ``beta``."""
+    def trace(w: Sequence[Tensor], partner: Tensor) -> Tensor:
+        g, h = kernels(w, x, activation, partner)
+        return torch.diagonal(g + h, dim1=-2, dim2=-1).sum(-1)
+
+    w, beta = weights
+    return trace(weights, b) / (trace(weights, beta) * trace([w, b], b)).sqrt()

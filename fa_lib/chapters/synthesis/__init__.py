@@ -22,7 +22,7 @@ identities the chapter derives and tests:
   + 2 eta l2_k ||W_k(t)||^2 - eta^2 ||G_k(t) + l2_k W_k(t)||^2)`` with ``u = <W_{k+1}, B_{k+1}>``
   (:class:`AlignmentLaw`);
 * at a zero-error point of the two-layer model Chu & Bacho's reduced matrix ``(1/N) G_m . G~_n`` is Song's
-  FA kernel ``(G + H)/N`` with partner ``b`` (:func:`stability_matrix`).
+  FA kernel ``(G + H)/N`` with partner ``b`` (:func:`fa_lib.theory.song.stability_matrix`).
 
 * :mod:`.profiles`: profiles, settings, the chapter's parameters and seeds;
 * :mod:`.experiments`: the runs, the law tracker, stability at the end, the jobs;
@@ -31,6 +31,10 @@ identities the chapter derives and tests:
 """
 
 from .claims import record_claims, record_runs
-from .experiments import AlignmentLaw, Run, collect, end_rows, job_cost, l2_per_layer, measure, plan, song_task, stability_matrix, kernel_jacobian_alignment
+from .experiments import AlignmentLaw, Run, collect, end_rows, job_cost, l2_per_layer, measure, plan, song_task
 from .figures import alignment_figure, drift_figure, runs_table, stability_figure, theory_table
-from .profiles import FAMILIES, LAMBDA, LR, PROFILES, REAL_LAMBDA, SETTINGS, chapter_parameters, chapter_seeds
+from .profiles import ACTIVATION, FAMILIES, LAMBDA, LR, PROFILES, REAL_LAMBDA, SETTINGS, chapter_parameters, chapter_seeds
+
+__all__ = ["ACTIVATION", "AlignmentLaw", "FAMILIES", "LAMBDA", "LR", "PROFILES", "REAL_LAMBDA", "Run", "SETTINGS", "alignment_figure",
+           "chapter_parameters", "chapter_seeds", "collect", "drift_figure", "end_rows", "job_cost", "l2_per_layer", "measure", "plan",
+           "record_claims", "record_runs", "runs_table", "song_task", "stability_figure", "theory_table"]

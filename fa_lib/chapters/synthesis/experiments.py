@@ -13,9 +13,9 @@ import torch
 
 from ...data import load_dataset
 from ...networks import Backward, init_feedback, init_weights, seeded_normal
-from ...theory import conservation, song
-from .. import why_align as fixed_points  # TEMPORARY until fa_lib.theory.fixed_points lands
+from ...theory import conservation, fixed_points, song
 from ...training import History, stack_settings, steps_per_epoch, train
+from ...training.stability import perturbation_growth
 from ...training.two_layer import prepared_trials
 from ...validation import check_choice
 from .profiles import (ACTIVATION, DTYPE, FAMILIES, LAMBDA, LR, REAL_BATCH, REAL_LAMBDA, REAL_LR, REAL_RECORDS, REAL_WIDTHS,
@@ -154,44 +154,25 @@ def run_real(dataset: str, seeds: Sequence[int], config: Mapping[str, Any], devi
     return Run("real", REAL_WIDTHS[1], list(seeds), history, law)
 
 
-def stability_matrix(weights: Sequence[Tensor], x: Tensor, b: Tensor) -> Tensor:
-    """Song's FA kernel over the sample count, ``(G + H) / N`` ``(S, N, N)`` with partner ``b``: at a
-    zero-error point of the two-layer model, Chu & Bacho's reduced matrix of the FA update (:func:`fixed_points.reduced_matrix`)."""
-    g, h = song.kernels(weights, x, ACTIVATION, b)
-    return (g + h) / x.shape[-2]
-
-
-def kernel_jacobian_alignment(weights: Sequence[Tensor], x: Tensor, b: Tensor) -> Tensor:
-    """Two-layer ``cos(G, G~)`` ``(S,)``: the Frobenius cosine of the output Jacobian and FA's pseudo-Jacobian over all
-    samples, from the kernels' traces (:func:`fixed_points.update_alignment` without automatic differentiation)."""
-    def trace(w: Sequence[Tensor], partner: Tensor) -> Tensor:
-        g, h = song.kernels(w, x, ACTIVATION, partner)
-        return torch.diagonal(g + h, dim1=-2, dim2=-1).sum(-1)
-
-    w, beta = weights
-    return trace(weights, b) / (trace(weights, beta) * trace([w, b], b)).sqrt()
-
-
 def stability_at_end(run: Run, perturb_steps: int) -> dict[str, Tensor]:
     """At the end of the runs without L2: ``margin`` (least real part of the reduced matrix's eigenvalues), ``radius``
     (largest ``|1 - eta lambda|``: < 1 is stable for the step used), the Jacobian alignment ``cos(G, G~)`` and the
-    perturbation test's ``growth`` (:func:`fixed_points.perturbation_growth`: < 0 decays), each ``(S_none,)``.
-    Two-layer runs use the kernel form (:func:`stability_matrix`), three-layer ones automatic differentiation."""
+    perturbation test's ``growth`` (:func:`~fa_lib.training.stability.perturbation_growth`: < 0 decays), each ``(S_none,)``.
+    Two-layer runs use the kernel form (:func:`fa_lib.theory.song.stability_matrix`), three-layer ones automatic differentiation."""
     none = run.setting("none")
     weights = [w[none] for w in run.history.weights]
     feedback = [None if f is None else f[none] for f in run.feedback]
     x, y = run.x[none], run.y[none]
     eta, _ = song.core_hyperparameters(LR, LAMBDA)
     if run.family == "two-layer":
-        eig = torch.linalg.eigvalsh(stability_matrix(weights, x, feedback[1])).to(torch.complex128)
-        alignment = kernel_jacobian_alignment(weights, x, feedback[1])
+        eig = torch.linalg.eigvalsh(song.stability_matrix(weights, x, ACTIVATION, feedback[1])).to(torch.complex128)
+        alignment = song.kernel_jacobian_alignment(weights, x, ACTIVATION, feedback[1])
     else:
         kwargs = dict(rule="fa", activation=ACTIVATION, feedback=feedback, layer_scales=run.layer_scales)
         eig = fixed_points.stability_eigenvalues(weights, x, **kwargs)
         alignment = fixed_points.update_alignment(weights, x, **kwargs)
-    growth = fixed_points.perturbation_growth(weights, x, y, rule="fa", activation=ACTIVATION, feedback=feedback, lr=eta,
-                                           steps=perturb_steps, scale=PERTURB_SCALE, seeds=run.seeds,
-                                           layer_scales=run.layer_scales)
+    growth = perturbation_growth(weights, x, y, rule="fa", activation=ACTIVATION, feedback=feedback, lr=eta,
+                                 steps=perturb_steps, scale=PERTURB_SCALE, seeds=run.seeds, layer_scales=run.layer_scales)
     return dict(margin=eig.real.amin(-1), radius=(1 - eta * eig).abs().amax(-1), jacobian_alignment=alignment, growth=growth)
 
 
@@ -225,14 +206,14 @@ def end_rows(run: Run, perturb_steps: int) -> list[dict[str, Any]]:
 def reduced_matrix_check(run: Run, n_seeds: int = 2) -> dict[str, float]:
     """At the reached points of the first ``n_seeds`` two-layer runs without L2: the largest relative distance
     ``||M - (G + H)/N|| / ||M||`` with ``M`` Chu & Bacho's reduced matrix by automatic differentiation, and the largest
-    difference of :func:`kernel_jacobian_alignment` from :func:`fixed_points.update_alignment` (Y6)."""
+    difference of :func:`fa_lib.theory.song.kernel_jacobian_alignment` from :func:`fixed_points.update_alignment` (Y6)."""
     none = run.setting("none")
     weights = [w[none][:n_seeds] for w in run.history.weights]
     b, x = run.feedback[1][none][:n_seeds], run.x[none][:n_seeds]
     kwargs = dict(rule="fa", activation=ACTIVATION, feedback=[None, b], layer_scales=run.layer_scales)
     reduced = fixed_points.reduced_matrix(weights, x, **kwargs)
-    kernel = stability_matrix(weights, x, b)
-    alignment_gap = (kernel_jacobian_alignment(weights, x, b) - fixed_points.update_alignment(weights, x, **kwargs)).abs().max()
+    kernel = song.stability_matrix(weights, x, ACTIVATION, b)
+    alignment_gap = (song.kernel_jacobian_alignment(weights, x, ACTIVATION, b) - fixed_points.update_alignment(weights, x, **kwargs)).abs().max()
     return dict(matrix=float(((reduced - kernel).norm(dim=(-1, -2)) / reduced.norm(dim=(-1, -2))).max()),
                 alignment=float(alignment_gap))
 
