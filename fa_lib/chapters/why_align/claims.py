@@ -31,15 +31,14 @@ def record_fixed_points(results, rows: Sequence[Mapping[str, Any]], *, n_seeds: 
     results.number("why_n_feedback", n_seeds)
     worst = table["worst_ratio"].max()
     results.number("why_c1_worst_ratio", worst)
-    results.claim(
+    results.bound_check(
         "C1a",
         statement="FA and DFA updates vanish at zero-error points, for random feedback.",
         expected=f"||G(w*)|| / ||G(w0)|| <= {C1_BOUND:g} for every seed, network and rule",
         measured={"worst_ratio": worst, "n_networks": len(ZERO_ERROR_NETWORKS) * len(ACTIVATIONS), "n_seeds": n_seeds},
         tolerance=(f"{C1_BOUND:g} relative: the update is exactly zero at e = 0; what remains is float64 round-off "
                    "(2.2e-16) amplified by the least-squares fit of the readout. Any genuine non-zero update is of order 1."),
-        passed=bool(worst <= C1_BOUND),
-        kind="implementation",  # G = (1/N) sum_n G~_n^T e_n is linear in e: at e = 0 this checks the code, not the paper
+        worst=worst, bound=C1_BOUND,  # G = (1/N) sum_n G~_n^T e_n is linear in e: at e = 0 this checks the code, not the paper
     )
     return table_style(table, {"median_ratio": "{:.1e}", "worst_ratio": "{:.1e}"})
 
@@ -97,14 +96,13 @@ def record_reduced_matrix(results, reduced_rows: Sequence[Mapping[str, Any]], ps
     results.metric("psd_check", psd_rows)
     worst = reduced["worst_mismatch"].max()
     results.number("why_reduced_worst", worst)
-    results.claim(
+    results.bound_check(
         "C2b",
         statement="With several outputs and samples, the non-zero eigenvalues of J are those of the reduced matrix [G_m G~_n^T H_n].",
         expected=f"largest relative distance between the two spectra <= {EIG_BOUND:g}",
         measured={"worst_mismatch": worst},
         tolerance=f"{EIG_BOUND:g} relative, the bound of C2a for the eigenvalue (float64 on both sides).",
-        passed=bool(worst <= EIG_BOUND),
-        kind="implementation",
+        worst=worst, bound=EIG_BOUND,
     )
     psd_formats = {c: "{:.1e}" for c in psd.columns if c not in ("network", "fa_negative_fraction")} | {"fa_negative_fraction": "{:.2f}"}
     return table_style(reduced, {"worst_mismatch": "{:.1e}", "stable_fraction": "{:.2f}"}), table_style(psd, psd_formats)
