@@ -5,10 +5,13 @@
 * :mod:`~fa_lib.training.two_layer`: the two-layer engine of Song, Xu & Lafferty's task
   (:class:`TwoLayerStep`, :func:`train_two_layer`, :func:`train_until_settled` with per-network
   stopping and slot refill, and the task's seeded draws), kept apart from :func:`train` for speed
-  (its module docstring gives the measured ratio).
+  (its module docstring gives the measured ratio);
+* :mod:`~fa_lib.training.stability`: :func:`perturbation_growth`, stability measured by letting a rule run from
+  a perturbed zero-error point (what :mod:`fa_lib.theory.fixed_points` linearises).
 """
 
 from .loop import History, all_finite, stack_settings, steps_per_epoch, summarize_seeds, train
+from .stability import perturbation_growth
 from .two_layer import (
     SettledRuns,
     StopRule,
@@ -25,6 +28,6 @@ from .two_layer import (
 
 __all__ = [
     "History", "SettledRuns", "StopRule", "TwoLayerRun", "TwoLayerStep", "all_finite", "batch_size", "cache_block",
-    "init_two_layer", "prepared_trials", "stack_settings", "steps_per_epoch", "summarize_seeds", "synthetic_data",
+    "init_two_layer", "perturbation_growth", "prepared_trials", "stack_settings", "steps_per_epoch", "summarize_seeds", "synthetic_data",
     "train", "train_two_layer", "train_until_settled",
 ]
