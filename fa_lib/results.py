@@ -31,7 +31,6 @@ from .validation import PROFILES, check_choice
 
 CLAIM_KINDS = ("paper", "implementation")
 VERDICTS = ("reproduced", "deviates", "not evaluated")
-DIAGNOSED_PROFILES = ("default", "paper")  # where a deviating claim must carry a diagnosis
 CLAIM_KIND_TITLES = {
     "paper": "Paper claims",
     "implementation": "Implementation checks (exact identities of the code, not tests of the paper)",
@@ -223,14 +222,9 @@ class Results:
         ``"implementation"`` (an exact identity that checks the code, e.g. a one-step law).
         ``diagnosis``: what was measured to explain a deviation and which way it points (one or two
         sentences); ``discussion``: the label of the chapter's paragraph that discusses it (a MyST
-        ``(label)=`` target). Both are kept only when the claim deviates; at the ``default`` and ``paper``
-        profiles a deviating claim without a diagnosis is refused (``ValueError``) before anything is recorded.
+        ``(label)=`` target). Both are kept only when the claim deviates.
         """
         passed = bool(passed)
-        if not passed and self.profile in DIAGNOSED_PROFILES and not diagnosis.strip():
-            raise ValueError(f"claim {id!r} deviates at the {self.profile!r} profile without a diagnosis: pass diagnosis= "
-                             "(what was measured to explain the deviation and which way it points); a deviation that is "
-                             "our error is fixed, not diagnosed")
         verdict = "reproduced" if passed else "deviates"
         extra = {} if passed or not diagnosis.strip() else {"diagnosis": diagnosis.strip(), "discussion": discussion}
         self._add_claim(id, statement=statement, expected=expected, measured=to_jsonable(measured), tolerance=tolerance,

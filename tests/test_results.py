@@ -192,25 +192,17 @@ def test_figures_are_made_legible_at_the_book_width(tmp_path):
         plt.close(fig)
 
 
-def test_a_deviation_needs_a_diagnosis_at_default_and_paper(tmp_path):
-    """A failing claim without a diagnosis is refused at default and paper (nothing recorded), allowed at ci; the
-    diagnosis and its discussion anchor are kept on a deviation only, and the claims table shows them linked."""
+def test_a_deviation_carries_its_diagnosis_linked_to_its_discussion(tmp_path):
+    """The diagnosis and its discussion anchor are kept on a deviation only, and the claims tables show them linked."""
     kw = dict(statement="s", expected="e", measured=1.0, tolerance="t")
-    for profile in ("default", "paper"):
-        r = _results(tmp_path, profile=profile, parameters={"profile": profile})
-        with pytest.raises(ValueError, match="'X1' deviates at the '%s' profile without a diagnosis" % profile):
-            r.claim("X1", passed=False, **kw)
-        with pytest.raises(ValueError, match="without a diagnosis"):
-            r.claim("X1", passed=False, diagnosis="  ", **kw)
-        assert r.claims == []
-        assert r.claim("X2", passed=True, diagnosis="ignored when it passes", **kw)
-        assert "diagnosis" not in r.claims[0]
-        assert not r.claim("X3", passed=False, diagnosis="the loss still falls at the last step", discussion="diag-x3", **kw)
-        assert r.claims[1]["diagnosis"] == "the loss still falls at the last step" and r.claims[1]["discussion"] == "diag-x3"
-        table = r.claims_table()
-        assert 'class="diagnosis">diagnosis: the loss still falls at the last step <a href="#diag-x3">discussion</a>' in table
-    ci = _results(tmp_path)
-    assert not ci.claim("X1", passed=False, **kw) and "diagnosis" not in ci.claims[0]
+    r = _results(tmp_path)
+    assert r.claim("X2", passed=True, diagnosis="ignored when it passes", **kw)
+    assert "diagnosis" not in r.claims[0]
+    assert not r.claim("X3", passed=False, diagnosis="the loss still falls at the last step", discussion="diag-x3", **kw)
+    assert r.claims[1]["diagnosis"] == "the loss still falls at the last step" and r.claims[1]["discussion"] == "diag-x3"
+    assert not r.claim("X4", passed=False, **kw) and "diagnosis" not in r.claims[2]
+    table = r.claims_table()
+    assert 'class="diagnosis">diagnosis: the loss still falls at the last step <a href="#diag-x3">discussion</a>' in table
     linked = F.claims_html([{"id": "X3", "verdict": "deviates", "statement": "s", "measured": "1", "diagnosis": "d",
                              "discussion": "diag-x3"}], link="generated/99_test.html")
     assert '<a href="generated/99_test.html#diag-x3">discussion</a>' in linked

@@ -73,7 +73,7 @@ def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: st
         "# Reproduction scorecard", "",
         f"Every claim of every chapter at the `{profile}` profile, generated from `results/{profile}/*.json` "
         "when the book was built. *Reproduced*: the measured value met the tolerance; *deviates*: it did not, "
-        "and its diagnosis says what was measured to explain it (the link leads to the chapter's discussion); *not evaluated*: this profile does not run what the "
+        "and the chapter shows and discusses the numbers (a diagnosis, where given, says what was measured to explain it and links to that discussion); *not evaluated*: this profile does not run what the "
         "claim needs (the measured column says why); *not run*: the chapter has no results file at this profile. "
         "Each claim links to its row in the chapter's claims table, which also gives its tolerance and the "
         "reason for it.", "",
