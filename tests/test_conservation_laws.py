@@ -20,6 +20,7 @@ from fa_lib.theory.conservation import (
     alignment_identity,
     conserved_quantities,
     feedback_inner_products,
+    incoming_squares,
     min_norm_interpolant,
     null_space_projector,
 )
@@ -349,12 +350,18 @@ def test_alignment_blocks():
     torch.testing.assert_close(blocks["scale 0.001"][1], 1e-3 * weights[1])
     sums = torch.stack([q.sum(-1) for q in conserved_quantities(blocks[CLP.BOUNDARY], rule="fa", feedback=feedback, per_neuron=True)], -1)
     torch.testing.assert_close(sums, torch.zeros_like(sums), atol=1e-12, rtol=0)
-    assert (feedback_inner_products(blocks[CLP.ANTI_ALIGNED], feedback) < 0).all()
+    anti = blocks[CLP.ANTI_ALIGNED]
+    with pytest.raises(ValueError, match="at least three"):
+        CLX.alignment_blocks(*_problem([5, 6, 3])[:2])
+    assert (feedback_inner_products(anti, feedback)[..., :-1] < 0).all()  # every hidden-to-hidden layer anti-aligned
+    assert anti[-1] is weights[-1]  # the LeCun readout, unshifted
+    sums = torch.stack([q.sum(-1) for q in conserved_quantities(anti, rule="fa", feedback=feedback, per_neuron=True)], -1)
+    torch.testing.assert_close(sums[..., :-1], 2 * incoming_squares(anti, None)[..., :-1], atol=1e-12, rtol=1e-12)
 
 
 def test_alignment_runs_rows_and_claims(tmp_path):
     runs = CL.alignment_runs([0, 1], depth=3, width=6, steps=40)
-    assert list(runs["fa"]) == list(CLX.alignment_blocks(*_problem([5, 6, 3])[:2])) and len(runs["bp"]) == len(CLP.INIT_SCALES)
+    assert list(runs["fa"]) == list(CLX.alignment_blocks(*_problem([5, 6, 6, 3])[:2])) and len(runs["bp"]) == len(CLP.INIT_SCALES)
     small = runs["fa"][CLX.scale_block(CLP.SMALL_SCALE)]
     assert small.weight_alignment.shape == (41, 2, 2) and small.identity_residual is not None
     assert runs["bp"]["scale 1"].identity_residual is None

@@ -331,7 +331,8 @@ def record_alignment_condition(results, runs: Mapping[str, Mapping[str, Trajecto
     results.claim(
         "K5e",
         statement="When the condition is violated, FA need not align: from an anti-aligned start (sum_j c_{l,j}(0) > 0) a layer stays anti-aligned while the loss falls.",
-        expected="block with sum_j c_{l,j}(0) = 2 ||W_l(0)||^2: in every seed some layer ends with cos(W_{l+1}, B_{l+1}) < 0, and the loss falls",
+        expected=("block with sum_j c_{l,j}(0) = 2 ||W_l(0)||^2 in every hidden-to-hidden layer (LeCun readout): in every seed some "
+                  "layer ends with cos(W_{l+1}, B_{l+1}) < 0, and the loss falls"),
         measured={"largest_per_seed_min_final_alignment": float(np.nanmax(anti_final.min(-1))),
                   "fraction_of_layers_negative": float(np.mean(anti_final < 0)),
                   "largest_loss_ratio_end_over_start": float(np.nanmax(anti_loss[-1] / anti_loss[0])), "diverged": anti_div},

@@ -236,10 +236,18 @@ def scale_block(scale: float) -> str:
 
 def alignment_blocks(base: Sequence[Tensor], feedback: Sequence[Tensor | None]) -> dict[str, list[Tensor]]:
     """K5's starts from one LeCun draw ``base``: every scale of :data:`INIT_SCALES`, then :data:`BOUNDARY`
-    (``sum_j c_{l,j}(0) = 0`` in every layer) and :data:`ANTI_ALIGNED` (``sum_j c_{l,j}(0) = 2 ||W_l(0)||^2``),
-    both by :func:`feedback_shift`."""
+    (``sum_j c_{l,j}(0) = 0`` in every layer) and :data:`ANTI_ALIGNED`, both by :func:`feedback_shift`.
+
+    :data:`ANTI_ALIGNED` shifts the hidden-to-hidden matrices ``W_2 .. W_{L-1}`` only, to ``sum_j c_{l,j}(0) = 2 ||W_l(0)||^2``
+    (``l = 1 .. L-2``), and keeps the LeCun readout, whose ``sum_j c_{L-1,j}(0) ~ ||W_{L-1}(0)||^2 > 0`` violates the
+    condition too. Shifting the readout as well needs ``|mu| ~ ||W_{L-1}||^2 / (2 ||B_L||^2)`` with ``||B_L||^2 ~ n_L``
+    (five outputs), which multiplies ``||W_L||^2`` about eighty-fold at the default widths; every such run diverged at
+    ``ALIGN_LR``. The square hidden matrices grow at most twofold."""
+    if len(base) < 3:
+        raise ValueError(f"base has {len(base)} layers; K5's anti-aligned start needs at least three (a hidden-to-hidden layer)")
+    anti = feedback_shift(base[:-1], feedback[:-1], target=2.0) + [base[-1]]
     return {scale_block(s): [s * w for w in base] for s in INIT_SCALES} | {
-        BOUNDARY: feedback_shift(base, feedback, target=0.0), ANTI_ALIGNED: feedback_shift(base, feedback, target=2.0)}
+        BOUNDARY: feedback_shift(base, feedback, target=0.0), ANTI_ALIGNED: anti}
 
 
 def alignment_runs(seeds: Sequence[int], *, depth: int, width: int, steps: int,
