@@ -5,7 +5,7 @@ mathematics (the conserved quantities, their exact one-step changes, the alignme
 interpolant) is :mod:`fa_lib.theory.conservation`; this package runs and checks it:
 
 * :mod:`.profiles`: the profiles (:data:`PROFILES`) and the chapter's constants;
-* :mod:`.trackers`: :class:`LawTracker`, :class:`Trajectory`, :func:`conservation_trajectory` and the
+* :mod:`.trackers`: :class:`LawTracker`, :class:`Trajectory`, :func:`conservation_trajectory`, :class:`DiscreteTerm` and the
   ``extra_metrics`` :func:`drift_tracker` and :func:`min_norm_tracker` for :func:`fa_lib.training.train`;
 * :mod:`.experiments`: one function per group of claims that runs it (``one_step_law_rows``, ``drift_runs``,
   ``breaking_runs``, ``alignment_runs``, ``min_norm_runs``, ``practical_runs``) and the rows it reduces them to;
@@ -33,6 +33,7 @@ from .experiments import (
     alignment_runs,
     breaking_runs,
     class_gains,
+    discrete_share,
     drift_runs,
     min_norm_by_scale,
     min_norm_runs,
@@ -57,7 +58,7 @@ from .trackers import LawTracker, Trajectory, conservation_trajectory
 __all__ = [
     "BREAKING_VARIANTS", "ETAS", "LawTracker", "NORM_SCALES", "PRAC_LRS", "PROFILES", "PracticalRuns",
     "SMALL_INIT", "Trajectory", "UNMATCHED", "alignment_rows", "alignment_runs", "alignment_table", "breaking_runs",
-    "chapter_parameters", "chapter_seeds", "class_gains", "conservation_trajectory", "drift_runs", "law_table",
+    "chapter_parameters", "chapter_seeds", "class_gains", "conservation_trajectory", "discrete_share", "drift_runs", "law_table",
     "min_norm_by_scale", "min_norm_runs", "one_step_law_rows", "practical_runs", "record_alignment_condition",
     "record_alignment_growth", "record_breaking", "record_cross_drift", "record_drift_scaling", "record_min_norm",
     "record_one_step_laws", "record_practical", "setting_numbers", "unmatched_share",

@@ -59,7 +59,7 @@ from .profiles import (
     WEIGHT_DECAY,
     norm_lr,
 )
-from .trackers import Trajectory, conservation_trajectory, drift_tracker, min_norm_tracker, stacked_trajectories
+from .trackers import DiscreteTerm, Trajectory, conservation_trajectory, drift_tracker, min_norm_tracker, stacked_trajectories
 
 Tensor = torch.Tensor
 
@@ -336,7 +336,7 @@ class PracticalRuns:
     """What :func:`practical_runs` trained (float32, ``P`` seeds).
 
     ``law``: K7a's FA runs by step size (``{f"{lr:g}": History}`` for :data:`PRAC_LRS`, each of the ``P`` seeds from
-    the same start and feedback) and ``"bp"``, BP at ``PRAC_LRS[1]`` (the control); ``classes``: K7b's FA runs by class
+    the same start and feedback; with :func:`drift_tracker`'s and :class:`DiscreteTerm`'s metrics) and ``"bp"``, BP at ``PRAC_LRS[1]`` (the control); ``classes``: K7b's FA runs by class
     count, ``{n_classes: {"lecun": History, "small": History}}`` (``SMALL_INIT`` x the same LeCun draw, the same B);
     ``flipped``: the share of relabelled training images (ten classes); ``per_epoch``: steps per epoch (one record each).
     """
@@ -361,8 +361,9 @@ def practical_runs(data, seeds: Sequence[int], *, epochs: int, seed: int, device
     # K7a: one FA batch over step sizes x seeds (step-size-major; a seed has the same W(0) and B at every step size), and BP
     w0, b0 = stack_settings([start] * len(PRAC_LRS)), stack_settings([feedback] * len(PRAC_LRS))
     lrs = torch.tensor([lr for lr in PRAC_LRS for _ in seeds], device=device)
+    drift, discrete = drift_tracker(w0, b0, per_neuron=True), DiscreteTerm(w0, b0, lr=lrs)
     fa = train(w0, x10, y10, rule="fa", feedback=b0, lr=lrs, test=(data.x_test, data.y_test),
-               extra_metrics=drift_tracker(w0, b0, per_neuron=True), desc="K7a FA", **train_kw)
+               extra_metrics=lambda weights: drift(weights) | discrete(weights), on_step=discrete.on_step, desc="K7a FA", **train_kw)
     law = fa.split([f"{lr:g}" for lr in PRAC_LRS])
     law["bp"] = train(start, x10, y10, rule="bp", lr=PRAC_LRS[1], test=(data.x_test, data.y_test),
                       extra_metrics=drift_tracker(start, feedback, per_neuron=True), desc="K7a BP (control)", **train_kw)
@@ -385,6 +386,13 @@ def unmatched_share(history: History) -> np.ndarray:
     """The share of the change of each neuron's incoming norm that FA's law leaves unmatched,
     ``||Delta c_l|| / ||Delta ||W_l[j,:]||^2||`` (norms over neurons), at every record after the start: ``(R-1, S, L-1)``."""
     return history.metrics["drift_fa"][1:] / history.metrics["incoming_change"][1:]
+
+
+def discrete_share(history: History) -> np.ndarray:
+    """The share of the change of each neuron's incoming norm that FA's discrete term accounts for,
+    ``||D_l|| / ||Delta ||W_l[j,:]||^2||`` (:class:`DiscreteTerm`), at every record after the start: ``(R-1, S, L-1)``.
+    Equal to :func:`unmatched_share` up to the rounding of the discrete law (``discrete_remainder``)."""
+    return history.metrics["discrete_term"][1:] / history.metrics["incoming_change"][1:]
 
 
 def class_gains(runs: Mapping[str, History]) -> dict[str, np.ndarray]:

@@ -244,6 +244,38 @@ def drift_tracker(
 
 
 
+class DiscreteTerm:
+    """FA's discrete term per hidden neuron, accumulated along plain bias-free steps of :func:`fa_lib.training.train`.
+
+    ``robertson_koyejo_2023.md``, "Discrete steps": each FA step adds ``lr^2 ||G_k[j,:]||^2`` to ``c_{k,j}``
+    (:func:`fa_lib.theory.conservation.step_change`), so the whole change of ``c_{k,j}`` from ``weights`` is
+    ``D_{k,j}(t) = sum_{s <= t} lr^2 ||G_k[j,:](s)||^2``, whatever the loss and the mini-batches. Pass :meth:`on_step`
+    to ``train`` and call the instance at the records (it is an ``extra_metrics``): ``discrete_term`` ``(S, L-1)``,
+    ``||D_k||`` (norm over neurons); ``discrete_remainder`` ``(S, L-1)``, ``||Delta c_k - D_k||`` over the size of
+    ``c_k``'s two terms (:func:`fa_lib.theory.conservation.law_terms`), the rounding left of the discrete law.
+    ``lr``: a number or ``(S,)``, as in ``train``.
+    """
+
+    def __init__(self, weights: Sequence[Tensor], feedback: Sequence[Tensor | None], *, lr: float | Tensor):
+        check_law_arguments(weights, "fa", feedback, None)
+        self.feedback, self.lr = feedback, lr
+        self.initial = conserved_quantities(weights, rule="fa", feedback=feedback, per_neuron=True)
+        self.total = [torch.zeros_like(q) for q in self.initial]
+
+    def on_step(self, step: int, weights: list[Tensor], biases: list[Tensor] | None, result: Backward, alive: Tensor) -> None:
+        """Add this step's ``lr^2 ||G_k[j,:]||^2`` (``result.grads`` made the update)."""
+        for total, change in zip(self.total, step_change(result.grads, rule="fa", lr=self.lr, per_neuron=True)):
+            total.add_(change)
+
+    def __call__(self, weights: Sequence[Tensor]) -> dict[str, Tensor]:
+        now = conserved_quantities(weights, rule="fa", feedback=self.feedback, per_neuron=True)
+        terms = law_terms(weights, "fa", self.feedback, None, True)
+        remainder = [_norm(q - q0 - d, True) / (_norm(a, True) + _norm(b, True))
+                     for q, q0, d, (a, b) in zip(now, self.initial, self.total, terms)]
+        return {"discrete_term": torch.stack([_norm(d, True) for d in self.total], dim=-1),
+                "discrete_remainder": torch.stack(remainder, dim=-1)}
+
+
 def min_norm_tracker(x: Tensor, y: Tensor, first_layer: Tensor) -> Callable[[list[Tensor]], dict[str, Tensor]]:
     """An ``extra_metrics`` callable for :func:`fa_lib.training.train` on two-layer linear networks.
 
