@@ -33,7 +33,7 @@ from fa_lib.chapters.two_layer_convergence.figures import alignment_display_rows
 from fa_lib.chapters.two_layer_convergence.published import PUBLISHED_ALIGNMENT, published_alignment
 from fa_lib.chapters.two_layer_convergence.real_data import real_data_finals, real_data_seeds, run_real_data
 from fa_lib.data import ClassificationData
-from fa_lib.networks import backward_pass
+from fa_lib.networks import backward_pass, init_weights
 from fa_lib.theory.song import (
     LAMBDAS,
     LEARNING_RATES,
@@ -213,6 +213,24 @@ def test_run_real_data_shares_initialisation_across_lambdas():
     assert alignment.shape == (5, 4) and alignment[0, 0] == alignment[0, 1] and alignment[0, 0] != alignment[0, 2]
     assert history.metrics["test_accuracy"].shape == (5, 4) and not history.diverged.any()
     assert alignment[-1, 0] != alignment[-1, 1]  # lambda acts on the second layer
+
+
+def test_run_real_data_applies_l2_to_the_readout_only():
+    """S5b's runs (the paper: "lambda on the second layer"): after one SGD step the first layers of the lambda = 0 and
+    lambda = 0.5 columns are equal, and their readouts differ by exactly -lr lambda beta(0)."""
+    gen = torch.Generator().manual_seed(0)
+    data = ClassificationData(
+        name="random", directory=None, sha256={},
+        x_train=torch.randn(120, 20, generator=gen), y_train=torch.randint(0, 10, (120,), generator=gen),
+        x_test=torch.randn(40, 20, generator=gen), y_test=torch.randint(0, 10, (40,), generator=gen),
+    )
+    lr = 0.05
+    result = run_real_data(data, [3], lams=(0.0, 0.5), epochs=0.25, lr=lr, batch_size=30, hidden=16, records=1, n_probe=30)
+    assert result.history.steps.tolist() == [0, 1]
+    first, readout = result.history.weights
+    torch.testing.assert_close(first[0], first[1], rtol=0, atol=0)
+    beta0 = init_weights([20, 16, 10], [3], std=1.0)[1][0]
+    torch.testing.assert_close(readout[1] - readout[0], -lr * 0.5 * beta0, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- bad arguments
