@@ -29,10 +29,12 @@ import torch
 from .plotting import SAVE_DPI, fit_to_page
 from .validation import PROFILES, check_choice
 
-CLAIM_KINDS = ("paper", "implementation")
+CLAIM_KINDS = ("paper", "prediction", "implementation")
 VERDICTS = ("reproduced", "deviates", "not evaluated")
+DIAGNOSED_PROFILES = ("default", "paper")  # where a deviating claim must carry a diagnosis
 CLAIM_KIND_TITLES = {
     "paper": "Paper claims",
+    "prediction": "Predictions of this book (derived here, not stated in the papers, stated before the run)",
     "implementation": "Implementation checks (exact identities of the code, not tests of the paper)",
 }
 
@@ -218,13 +220,19 @@ class Results:
         """Record a numbered claim; glue ``<id>_verdict`` ("reproduced" / "deviates"); return ``passed``.
 
         ``tolerance`` states the bound and why it is that bound (from the paper or the theory).
-        ``kind``: ``"paper"`` (a statement of the paper, which a wrong theory would fail) or
-        ``"implementation"`` (an exact identity that checks the code, e.g. a one-step law).
+        ``kind``: ``"paper"`` (a statement of the paper, which a wrong theory would fail), ``"prediction"``
+        (a statement this book derives, stated before the run) or ``"implementation"`` (an exact identity
+        that checks the code, e.g. a one-step law).
         ``diagnosis``: what was measured to explain a deviation and which way it points (one or two
         sentences); ``discussion``: the label of the chapter's paragraph that discusses it (a MyST
-        ``(label)=`` target). Both are kept only when the claim deviates.
+        ``(label)=`` target). Both are kept only when the claim deviates; at the ``default`` and ``paper``
+        profiles a deviating claim without a diagnosis is refused (``ValueError``) before anything is recorded.
         """
         passed = bool(passed)
+        if not passed and self.profile in DIAGNOSED_PROFILES and not diagnosis.strip():
+            raise ValueError(f"claim {id!r} deviates at the {self.profile!r} profile without a diagnosis: pass diagnosis= "
+                             "(what was measured to explain the deviation and which way it points); a deviation that is "
+                             "our error is fixed, not diagnosed")
         verdict = "reproduced" if passed else "deviates"
         extra = {} if passed or not diagnosis.strip() else {"diagnosis": diagnosis.strip(), "discussion": discussion}
         self._add_claim(id, statement=statement, expected=expected, measured=to_jsonable(measured), tolerance=tolerance,
@@ -258,8 +266,8 @@ class Results:
         """The claims recorded so far as Markdown holding :func:`claims_html` tables (display it with IPython's
         ``Markdown``): measured value, expected value, tolerance with its reason and verdict of each claim.
 
-        One table while every claim is a paper claim; otherwise a "Paper claims" table and an
-        "Implementation checks" table, each under its own heading.
+        One table while every claim is a paper claim; otherwise one table per kind present (paper claims,
+        predictions, implementation checks), each under its own heading.
         """
 
         def table(claims: list[dict[str, Any]]) -> str:
@@ -267,7 +275,7 @@ class Results:
                                  else format_measured(c["measured"])} for c in claims])
 
         by_kind = {kind: [c for c in self.claims if c.get("kind", "paper") == kind] for kind in CLAIM_KINDS}
-        if not by_kind["implementation"]:
+        if len(self.claims) == len(by_kind["paper"]):
             return table(self.claims)
         parts = []
         for kind, claims in by_kind.items():

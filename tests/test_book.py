@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fa_lib.pipeline import reproduce
+from fa_lib.pipeline.project import ROOT
 
 BROWSER = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
@@ -60,7 +61,7 @@ def test_book_builds_every_chapter(built_book, ci_project):
         assert all((page.parent / d).is_file() for d in downloads), downloads
     for page in built_book.rglob("*.html"):  # no path of the machine that built the book, on any page
         html = page.read_text()
-        for path in (reproduce.ROOT, ci_project.results, built_book.parent):
+        for path in (ROOT, ci_project.results, built_book.parent):
             assert str(path) not in html, f"{page.relative_to(built_book)} shows {path}"
     assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()  # math without internet
     assert "mathjax/tex-chtml.js" in (built_book / "intro.html").read_text()

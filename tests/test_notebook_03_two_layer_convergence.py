@@ -16,11 +16,10 @@ STEM = "03_two_layer_convergence"
 PAPER = ("linear", "relu", "tanh")
 # One-width claims that hold at p = 200, the only ci width.
 HOLD_AT_CI = {f"S2a_{a}" for a in PAPER} | {f"S3a_{a}" for a in PAPER} | {f"S1a_{a}" for a in PAPER} | {
-    "S1b_linear", "S1b_relu", "S1c", "S3b"}
-# Recorded at ci and documented as deviating in the chapter: tanh's kernel prediction (lambda_min(G(0) + H(0)) < 0,
-# where the theorem predicts nothing) and the kernel-ridge plateau of G(0), which the losses undershoot once beta
-# has aligned with b.
-DEVIATE_AT_CI = {"S1b_tanh", "S4_linear", "S4_relu", "S4_tanh"}
+    f"S1b_{a}" for a in PAPER} | {"S1c", "S3b", "S4w"}
+# Recorded at ci and documented as deviating in the chapter: the kernel-ridge plateau of G(0), which the losses
+# undershoot once beta has aligned with b and the features move (diagnosed from G(T), the last 20% and ||W||^2).
+DEVIATE_AT_CI = {"S4_linear", "S4_relu", "S4_tanh"}
 # Need several widths (S2b, S3c) or a real-data run longer than ci's (S5): not claims at ci.
 NOT_AT_CI = {"S2b", "S3c", "S5a", "S5b", "S5c"}
 
@@ -97,13 +96,25 @@ def test_convergence_claims_values(ci_results):
         assert results["metrics"][f"song_{activation}_r2_min"] == min(r2.values())
         rate = claims[f"S1b_{activation}"]["measured"]
         fa = next(r for r in rates if r["activation"] == activation and r["rule"] == "fa")
-        assert rate["ratio"] == pytest.approx(fa["measured_slope"] / fa["predicted_slope"])
+        assert rate["ratio"] == pytest.approx(fa["measured_slope"] / fa["predicted_slope_g"])  # the G(0) prediction
         assert claims[f"S1b_{activation}"]["passed"] == (rate["predicted_slope"] < 0 and rate["ratio"] >= 0.85)
-        assert rate["predicted_slope"] == fa["predicted_slope"] and rate["measured_slope"] == fa["measured_slope"]
+        assert rate["predicted_slope"] == fa["predicted_slope_g"] and rate["measured_slope"] == fa["measured_slope"]
+        assert rate["ratio with G(0)+H(0)"] == fa["ratio"] and rate["lambda_min(G(0))"] == fa["lambda_min_g"] > 0
         plateau = claims[f"S4_{activation}"]["measured"]
         assert plateau == {f"λ={r['lam']:g}": r["ratio"] for r in plateaus if r["activation"] == activation}
         assert claims[f"S4_{activation}"]["passed"] == all(0.5 <= v <= 2 for v in plateau.values())
-    assert claims["S1b_tanh"]["measured"]["predicted_slope"] > 0  # lambda_min(G(0) + H(0)) < 0 for tanh FA at p = 200
+        if not claims[f"S4_{activation}"]["passed"]:
+            assert "ridge plateau of the kernel at the end" in claims[f"S4_{activation}"]["diagnosis"]
+    # tanh at p = 200: G(0) + H(0) is indefinite in every trial, yet the loss falls at the G(0) rate
+    tanh = claims["S1b_tanh"]["measured"]
+    assert tanh["lambda_min(G(0)+H(0))"] < 0 and tanh["trials with G(0)+H(0) indefinite"] == curve_trials
+    assert tanh["||H(0)|| / lambda_min(G(0))"] > 1
+    growth = claims["S4w"]["measured"]
+    assert claims["S4w"]["kind"] == "prediction" and set(growth) == {f"{a} λ={lam:g}" for a in ("linear", "relu") for lam in LAMBDAS[a][1:]}
+    for r in (r for r in plateaus if r["activation"] in ("linear", "relu")):
+        law = growth[f"{r['activation']} λ={r['lam']:g}"]
+        assert law["growth / law"] == pytest.approx(r["w2_growth"] / (r["predicted_growth"] + r["overlap_drift"]))
+        assert law["trials growing"] == f"{r['trials']}/{r['trials']}"
     assert all(v["bp"] < v["fa"] < 0 for v in claims["S1c"]["measured"].values())
     assert claims["S1c"]["measured"] == {a: {rule: next(r["measured_slope"] for r in rates if r["activation"] == a and r["rule"] == rule)
                                              for rule in ("bp", "fa")} for a in PAPER}

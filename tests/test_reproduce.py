@@ -189,3 +189,18 @@ def test_chapter_page_drops_the_injected_cell_and_adds_the_rerun_box(project):
     assert "This page shows the `ci` profile" in box and "{download}`the results file <01_alpha.json>`" in box
     assert "| `profile` | `\"default\"` |" in box and "| `results_dir` |" in box
     assert pages.notebook_parameters(page) == [("profile", '"default"', ""), ("seed", "0", ""), ("results_dir", '"results"', "")]
+
+
+def test_scorecard_counts_the_kinds_apart(tmp_path):
+    def row(claim_id, verdict, kind):
+        return {"chapter": "01_alpha", "title": "Chapter alpha", "paper": "", "id": claim_id, "statement": "s", "expected": "",
+                "measured": "1", "tolerance": "", "verdict": verdict, "kind": kind}
+    rows = [row("P1", "reproduced", "paper"), row("P2", "deviates", "paper"), row("W1", "reproduced", "prediction"),
+            row("I1", "reproduced", "implementation")]
+    page = pages.write_scorecard_page(tmp_path, rows, "ci").read_text()
+    assert "Totals: 3 reproduced, 1 deviate" in page
+    assert "- Paper claims: 1 reproduced, 1 deviates, 0 not evaluated" in page
+    assert "- Predictions of this book (derived here, not stated in the papers, stated before the run): 1 reproduced" in page
+    assert "- Implementation checks (exact identities of the code, not tests of the paper): 1 reproduced" in page
+    only_paper = pages.write_scorecard_page(tmp_path, rows[:2], "ci").read_text()
+    assert "By kind" not in only_paper

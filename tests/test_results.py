@@ -200,7 +200,7 @@ def test_a_deviation_carries_its_diagnosis_linked_to_its_discussion(tmp_path):
     assert "diagnosis" not in r.claims[0]
     assert not r.claim("X3", passed=False, diagnosis="the loss still falls at the last step", discussion="diag-x3", **kw)
     assert r.claims[1]["diagnosis"] == "the loss still falls at the last step" and r.claims[1]["discussion"] == "diag-x3"
-    assert not r.claim("X4", passed=False, **kw) and "diagnosis" not in r.claims[2]
+    assert not r.claim("X4", passed=False, **kw) and "diagnosis" not in r.claims[2]  # at ci a diagnosis may be empty
     table = r.claims_table()
     assert 'class="diagnosis">diagnosis: the loss still falls at the last step <a href="#diag-x3">discussion</a>' in table
     linked = F.claims_html([{"id": "X3", "verdict": "deviates", "statement": "s", "measured": "1", "diagnosis": "d",
@@ -216,3 +216,29 @@ def test_bound_check_is_an_implementation_claim_that_fails_on_the_bound_or_a_div
     assert not r.bound_check("B3", worst=1e-13, bound=1e-12, diverged=1, **kw)
     assert not r.bound_check("B4", worst=float("nan"), bound=1e-12, **kw)
     assert [c["kind"] for c in r.claims] == ["implementation"] * 4
+
+
+def test_a_deviation_needs_a_diagnosis_at_default_and_paper(tmp_path):
+    """A failing claim without a diagnosis is refused at default and paper, and nothing is recorded."""
+    kw = dict(statement="s", expected="e", measured=1.0, tolerance="t")
+    for profile in ("default", "paper"):
+        r = _results(tmp_path, profile=profile, parameters={"profile": profile})
+        with pytest.raises(ValueError, match="'X1' deviates at the '%s' profile without a diagnosis" % profile):
+            r.claim("X1", passed=False, **kw)
+        with pytest.raises(ValueError, match="without a diagnosis"):
+            r.claim("X1", passed=False, diagnosis="  ", **kw)
+        assert r.claims == []
+        assert r.claim("X2", passed=True, **kw) and not r.claim("X3", passed=False, diagnosis="measured d", **kw)
+        assert [c["id"] for c in r.claims] == ["X2", "X3"]
+
+
+def test_predictions_get_their_own_table(tmp_path):
+    r = _results(tmp_path)
+    kw = dict(statement="s", expected="e", measured=1.0, tolerance="t", passed=True)
+    r.claim("P1", **kw)
+    assert "Predictions of this book" not in r.claims_table()
+    r.claim("W1", kind="prediction", **kw)
+    table = r.claims_table()
+    assert table.index("**Paper claims**") < table.index("**Predictions of this book") and "Implementation checks" not in table
+    with pytest.raises(ValueError, match="kind='guess' is not allowed"):
+        r.claim("G1", kind="guess", **kw)

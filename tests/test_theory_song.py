@@ -22,6 +22,7 @@ from fa_lib.theory.song import (
     kernel_step,
     kernels,
     predicted_log_mse_slope,
+    readout_only_l2_growth,
     readout_scales,
     ridge_plateau,
     ridge_residual,
@@ -110,6 +111,28 @@ def test_one_step_output_change_is_minus_eta_g_plus_h_times_e(rule, activation):
     change = outputs(run.weights, x, activation) - before
     predicted = -kernel_step(lr, x.shape[1]) * (g + h) @ (before - y)
     torch.testing.assert_close(change, predicted, rtol=1e-4, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+def test_readout_only_l2_law_holds_exactly_for_one_step_of_a_homogeneous_activation(activation):
+    """FA with L2 on beta only, one float64 step of train_two_layer: Delta||W||^2 - ||Delta W||^2 = 2 Delta<beta, b> + 2 lr lam
+    <beta, b> for linear and ReLU (psi'(z) z = psi(z)); tanh misses it by far more than rounding."""
+    x, y, weights, feedback = tiny_problem(activation, n=5, d=8, p=40)
+    lr, lam = 0.05, 0.3
+    run = train_two_layer(weights, x, y, rule="fa", activation=activation, lr=lr, lam=lam, steps=1, feedback=feedback, keep_weights_at=0)
+    (w0, beta0), (w1, beta1), b = run.kept_weights, run.weights, feedback[1]
+    torch.testing.assert_close(w0, weights[0], rtol=0, atol=0)
+    overlap = (beta0 * b).sum(dim=(1, 2))
+    np.testing.assert_allclose(run.overlap, torch.stack([overlap, (beta1 * b).sum(dim=(1, 2))]).numpy(), rtol=1e-12)
+    left = w1.square().sum(dim=(1, 2)) - w0.square().sum(dim=(1, 2)) - (w1 - w0).square().sum(dim=(1, 2))
+    right = 2 * ((beta1 - beta0) * b).sum(dim=(1, 2)) + readout_only_l2_growth(overlap, lr, lam)
+    if activation == "tanh":
+        assert torch.all((left - right).abs() > 1e-6 * right.abs())
+    else:
+        torch.testing.assert_close(left, right, rtol=1e-9, atol=1e-12)
+    assert readout_only_l2_growth(torch.tensor([2.0], dtype=F64), 0.1, 0.5).item() == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="keep_weights_at=2 must be at most steps=1"):
+        train_two_layer(weights, x, y, rule="fa", activation=activation, lr=lr, lam=lam, steps=1, feedback=feedback, keep_weights_at=2)
 
 
 def test_ridge_residual_solves_its_equation():

@@ -31,7 +31,7 @@ from fa_lib.chapters.two_layer_convergence.experiments import (
 )
 from fa_lib.chapters.two_layer_convergence.figures import alignment_display_rows
 from fa_lib.chapters.two_layer_convergence.published import PUBLISHED_ALIGNMENT, published_alignment
-from fa_lib.chapters.two_layer_convergence.real_data import real_data_finals, real_data_seeds, run_real_data
+from fa_lib.chapters.two_layer_convergence.real_data import alignment_crossings, real_data_finals, real_data_seeds, run_real_data
 from fa_lib.data import ClassificationData
 from fa_lib.networks import backward_pass, init_weights
 from fa_lib.theory.song import (
@@ -267,8 +267,8 @@ from fa_lib.chapters import two_layer_convergence as song  # noqa: E402
 from fa_lib.results import Results  # noqa: E402
 
 
-def _results(tmp_path):
-    return Results("03_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="song2021convergence")
+def _results(tmp_path, profile="ci"):
+    return Results("03_test", profile=profile, parameters={}, seeds=[], results_dir=tmp_path, paper="song2021convergence")
 
 
 def _row(activation, lam, p, mean, *, sd=0.01, trials=10, unsettled=0):
@@ -438,39 +438,69 @@ def test_alignment_numbers_linear_np():
     assert records["numbers"]["song_linear_align0_authors_pmin"] == published_alignment("linear", 0.0, 200)[0]
 
 
-def _rate(activation, rule, measured, predicted, r2=0.99, diverged=0):
+def _rate(activation, rule, measured, predicted, r2=0.99, diverged=0, predicted_g=None):
+    predicted_g = 2 * predicted if predicted_g is None else predicted_g
     return {"activation": activation, "p": 200, "rule": rule, "trials": 2, "diverged": diverged, "measured_slope": measured,
-            "predicted_slope": predicted, "predicted_slope_g": 2 * predicted, "predicted_slope_final": 3 * predicted,
-            "ratio": measured / predicted, "r2_min": r2}
+            "predicted_slope": predicted, "predicted_slope_g": predicted_g, "predicted_slope_final": 3 * predicted,
+            "ratio": measured / predicted, "ratio_g": measured / predicted_g, "lambda_min_g": 1.0, "lambda_min_gh": -0.5,
+            "indefinite": 2, "h_over_lambda_min_g": 1.5, "r2_min": r2}
 
 
 def test_convergence_claims_follow_the_bounds(tmp_path):
-    rates = [_rate("relu", "fa", -1.0, -1.0), _rate("relu", "bp", -2.0, -1.5),
-             _rate("tanh", "fa", -1.0, 0.5, r2=0.9), _rate("tanh", "bp", -0.5, -1.0)]
+    rates = [_rate("relu", "fa", -1.0, -1.0, predicted_g=-1.0), _rate("relu", "bp", -2.0, -1.5),
+             _rate("tanh", "fa", -1.0, 0.5, r2=0.9, predicted_g=-1.0), _rate("tanh", "bp", -0.5, -1.0)]
     results = _results(tmp_path)
     song.convergence_claims(results, rates, ("relu", "tanh"))
     claims = {c["id"]: c for c in results.claims}
     assert claims["S1a_relu"]["passed"] and not claims["S1a_tanh"]["passed"]
     assert claims["S1a_tanh"]["measured"] == {"fa": 0.9, "bp": 0.99}
-    assert claims["S1b_relu"]["passed"] and not claims["S1b_tanh"]["passed"]  # a positive prediction predicts nothing
-    assert claims["S1b_relu"]["measured"] == {"ratio": 1.0, "predicted_slope": -1.0, "measured_slope": -1.0}
+    # S1b uses lambda_min(G(0)): an indefinite G(0) + H(0) (a positive G + H prediction) no longer decides it
+    assert claims["S1b_relu"]["passed"] and claims["S1b_tanh"]["passed"]
+    assert claims["S1b_tanh"]["measured"]["ratio"] == 1.0 and claims["S1b_tanh"]["measured"]["ratio with G(0)+H(0)"] == -2.0
+    assert claims["S1b_tanh"]["measured"]["trials with G(0)+H(0) indefinite"] == 2
+    slow, flat = _rate("relu", "fa", -0.8, -1.0, predicted_g=-1.0), _rate("relu", "fa", -1.0, -1.0, predicted_g=0.1)
+    for fa, why in ((slow, "slower than G(0) predicts"), (flat, "lambda_min(G(0)) <= 0 predicts nothing")):
+        failing = _results(tmp_path)
+        song.convergence_claims(failing, [fa, _rate("relu", "bp", -2.0, -1.5)], ("relu",))
+        assert not {c["id"]: c for c in failing.claims}["S1b_relu"]["passed"], why
     assert not claims["S1c"]["passed"] and claims["S1c"]["measured"]["tanh"] == {"bp": -0.5, "fa": -1.0}
     numbers = song.convergence_numbers(rates, ("relu", "tanh"))["numbers"]
-    assert numbers["song_s1_in_band"] == 1 and numbers["song_s1_fa_rows"] == 2 and numbers["song_tanh_r2_min"] == 0.9
+    assert numbers["song_s1_in_band"] == 2 and numbers["song_s1_fa_rows"] == 2 and numbers["song_tanh_r2_min"] == 0.9
     assert numbers["song_relu_ratio_bp"] == pytest.approx(2 / 1.5) and numbers["song_relu_fa_kernel_change"] == 3
-    assert numbers["song_relu_fa_predicted_g_ratio"] == 0.5
+    assert numbers["song_relu_fa_predicted_g_ratio"] == 1.0 and numbers["song_tanh_h_over_g"] == 1.5
 
 
-def test_plateau_claims_use_a_factor_two(tmp_path):
-    plateaus = [{"activation": "relu", "lam": lam, "ratio": ratio, "ratio_final_kernel": 1.0 + ratio}
-                for lam, ratio in ((0.02, 0.5), (0.05, 2.0))] + [{"activation": "tanh", "lam": 0.1, "ratio": 0.49, "ratio_final_kernel": 1.1}]
+def _plateau(activation, lam, ratio, *, growth=1.0, predicted=0.9, drift=0.1, growing=3):
+    return {"activation": activation, "lam": lam, "p": 200, "trials": 3, "ratio": ratio, "ratio_final_kernel": 1.0 + ratio,
+            "window_fall": 0.1, "w2_relative_growth": 0.01, "w2_growth": growth, "predicted_growth": predicted,
+            "overlap_drift": drift, "growth_ratio": growth / predicted, "trials_growing": growing}
+
+
+def test_plateau_claims_use_a_factor_two_and_diagnose_a_deviation(tmp_path):
+    plateaus = [_plateau("relu", lam, ratio) for lam, ratio in ((0.02, 0.5), (0.05, 2.0))] + [_plateau("tanh", 0.1, 0.49)]
     results = _results(tmp_path)
     song.plateau_claims(results, plateaus, ("relu", "tanh"))
     claims = {c["id"]: c for c in results.claims}
     assert claims["S4_relu"]["passed"] and claims["S4_relu"]["measured"] == {"λ=0.02": 0.5, "λ=0.05": 2.0}
+    assert claims["S4_relu"].get("diagnosis", "") == ""
     assert not claims["S4_tanh"]["passed"]
-    assert song.plateau_numbers(plateaus)["numbers"] == dict(song_plateau_ratio_min=0.49, song_plateau_ratio_max=2.0,
-                                                            song_plateau_final_kernel_min=1.1, song_plateau_final_kernel_max=3.0)
+    assert "final / ridge(G(T)) = 1.5" in claims["S4_tanh"]["diagnosis"] and claims["S4_tanh"]["discussion"] == "s4-moving-plateau"
+    assert claims["S4w"]["kind"] == "prediction" and claims["S4w"]["passed"]
+    assert set(claims["S4w"]["measured"]) == {"relu λ=0.02", "relu λ=0.05"}  # tanh: the law needs psi'(z) z = psi(z)
+    numbers = song.plateau_numbers(plateaus)["numbers"]
+    assert numbers["song_plateau_ratio_min"] == 0.49 and numbers["song_plateau_final_kernel_max"] == 3.0
+    assert numbers["song_growth_ratio_min"] == pytest.approx(1 / 0.9) and numbers["song_tanh_growth_ratio_max"] == pytest.approx(1 / 0.9)
+
+
+@pytest.mark.parametrize("change, why", [
+    (dict(growth=1.1), "growth 10% off the law"),
+    (dict(growing=2), "one trial's ||W||^2 did not grow"),
+    (dict(predicted=0.4, drift=0.6), "growth mostly the transient d<beta, b>/dt"),
+])
+def test_growth_prediction_can_fail(tmp_path, change, why):
+    results = _results(tmp_path)
+    song.plateau_claims(results, [_plateau("relu", 0.02, 1.0), _plateau("linear", 0.2, 1.0, **change)], ("linear", "relu"))
+    assert not {c["id"]: c for c in results.claims}["S4w"]["passed"], why
 
 
 def test_real_data_records_numbers_and_claims(tiny_outcomes, tmp_path):
@@ -507,3 +537,31 @@ def test_cost_records_scale_with_the_measured_time(tiny_outcomes):
     assert records["numbers"]["song_real_ms_per_network_step"] == pytest.approx(1e3 * per_step)
     assert records["numbers"]["song_paper_real_hours"] == pytest.approx(per_step * 10 * 3 * 300 * 100 / 3600)
     assert records["numbers"]["song_paper_alignment_hours"] == paper_cost_hours(align, unit)["alignment"]
+
+
+def _with_alignment(real, alignment):
+    """``real`` with its error-signal alignment replaced by ``alignment`` ``(records, 3)`` (columns lambda = 0, 0.1, 0.3)."""
+    records = alignment.shape[0]
+    history = dataclasses.replace(real.history, steps=np.arange(records) * 100,
+                                  metrics={**real.history.metrics, "error_alignment": alignment,
+                                           "test_accuracy": np.full((records, 3), 0.8)})
+    return dataclasses.replace(real, history=history, epochs=np.arange(records, dtype=float))
+
+
+def test_alignment_crossings_and_the_s5b_diagnosis(tiny_outcomes, tmp_path):
+    _, _, real = song.split_outcomes(tiny_outcomes)
+    rising = np.array([[0.01, 0.01, 0.01], [0.01, 0.015, 0.03], [0.01, 0.025, 0.05], [0.01, 0.03, 0.06]])
+    crossings = alignment_crossings(_with_alignment(real, rising), 2.0)
+    assert crossings == {0.1: 2.0, 0.3: 1.0}
+    assert alignment_crossings(_with_alignment(real, rising[:2]), 2.0) == {0.1: None, 0.3: 1.0}
+    numbers = song.real_data_numbers(_with_alignment(real, rising[:2]))
+    assert numbers["texts"]["song_real_cross_0p1"] == "not within this run"
+    assert numbers["texts"]["song_real_cross_0p3"] == "epoch 1 (0.3 time constants)"  # 100 steps x lr 0.01 x lambda 0.3
+    results = _results(tmp_path, profile="default")
+    song.real_data_claims(results, _with_alignment(real, rising[:3]), evaluate=True)  # lambda = 0.1 ends at 2.5x: passes
+    assert {c["id"]: c for c in results.claims}["S5b"]["passed"]
+    short = _results(tmp_path, profile="default")
+    song.real_data_claims(short, _with_alignment(real, rising[:2]), evaluate=True)  # 1.5x: deviates, with its diagnosis
+    s5b = {c["id"]: c for c in short.claims}["S5b"]
+    assert not s5b["passed"] and s5b["discussion"] == "s5-forgetting"
+    assert "lasted 0.1, 0.3 forgetting time constants" in s5b["diagnosis"] and "1.50, 3.00 against 1.50, 3.00" in s5b["diagnosis"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from ..results import VERDICT_COLORS, VERDICTS, claims_html, format_measured, load_results, verdict_badge
+from ..results import CLAIM_KIND_TITLES, CLAIM_KINDS, VERDICT_COLORS, VERDICTS, claims_html, format_measured, load_results, verdict_badge
 from ..validation import PROFILES
 from .project import Project
 
@@ -49,7 +49,7 @@ def scorecard_rows(project: Project, profile: str, stems: Sequence[str]) -> list
                 "chapter": stem, "title": title, "paper": claim["paper"], "id": claim["id"], "statement": claim["statement"],
                 "expected": claim["expected"], "tolerance": claim["tolerance"], "verdict": claim["verdict"],
                 "measured": claim["reason"] if claim["verdict"] == "not evaluated" else format_measured(claim["measured"]),
-                "diagnosis": claim.get("diagnosis", ""), "discussion": claim.get("discussion"),
+                "diagnosis": claim.get("diagnosis", ""), "discussion": claim.get("discussion"), "kind": claim.get("kind", "paper"),
             })
     return rows
 
@@ -80,6 +80,12 @@ def write_scorecard_page(book: Path, rows: Sequence[dict[str, str]], profile: st
         f"Totals: {counts['reproduced']} reproduced, {counts['deviates']} deviate, {counts['not evaluated']} not evaluated, "
         f"{counts['not run']} not run.", "",
     ]
+    kinds = [kind for kind in CLAIM_KINDS if any(r.get("kind") == kind for r in rows)]
+    if len(kinds) > 1:
+        lines += ["By kind (predictions are this book's own, not the papers'; implementation checks test the code, not a paper):", ""]
+        lines += [f"- {CLAIM_KIND_TITLES[kind]}: " + ", ".join(f"{sum(r.get('kind') == kind and r['verdict'] == v for r in rows)} {v}"
+                                                          for v in VERDICTS) for kind in kinds]
+        lines += [""]
     order = list(VERDICT_COLORS)
     for stem in dict.fromkeys(r["chapter"] for r in rows):
         mine = sorted((r for r in rows if r["chapter"] == stem), key=lambda r: order.index(r["verdict"]))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -39,7 +38,7 @@ import nbformat
 from ..data import DATASETS, find_dataset
 from ..results import load_results
 from ..validation import PROFILES, check_choice, check_int
-from .project import ROOT, Project
+from .project import Project
 from .pages import chapter_page, print_scorecard, scorecard_rows, write_performance_page, write_scorecard_page, write_toc
 
 def inputs_key(project: Project, profile: str, stem: str) -> str:

@@ -15,8 +15,8 @@ argument here is in the authors' MSELoss convention.
 
 The constants are the paper's settings ("Protocol of the authors' synthetic experiments (exact)",
 "MNIST experiment (authors' protocol)"); the functions are pure functions of tensors ("Theory to
-check"): the kernels ``G`` and ``H``, the predicted rate, the kernel-ridge plateau, the arc-cosine
-kernel, and the real-data alignment measure. The training loops are :mod:`fa_lib.training.two_layer`.
+check"): the kernels ``G`` and ``H``, the predicted rate, the kernel-ridge plateau, the growth of
+``||W||^2`` that L2 on the readout alone leaves, the arc-cosine kernel, and the real-data alignment measure. The training loops are :mod:`fa_lib.training.two_layer`.
 """
 
 from __future__ import annotations
@@ -171,6 +171,27 @@ def ridge_plateau(g: Tensor, y: Tensor, lam: float | Tensor) -> Tensor:
     """The MSE of :func:`ridge_residual`, ``|e_inf|^2 / n`` ``(S,)``: the plateau of paper file, "Theory to check"."""
     residual = ridge_residual(g, y, lam)
     return (residual**2).sum(dim=(-1, -2)) / residual.shape[-2]
+
+
+# Activations with psi'(z) z = psi(z), for which FA's first-layer step and the readout's step share one
+# scalar per neuron (:func:`readout_only_l2_growth`).
+HOMOGENEOUS_ACTIVATIONS = ("linear", "relu")
+
+
+def readout_only_l2_growth(overlap: Tensor, lr: float, lam: float | Tensor) -> Tensor:
+    """The per-step growth ``2 lr lam <beta, b>`` of ``||W||_F^2`` under FA with L2 on ``beta`` only.
+
+    Derived here, not stated in the paper. With ``s_r = dMSE/dbeta_r`` and FA's first-layer
+    gradient ``g_r = (2/n)(1/sqrt(p)) sum_i e_i b_r psi'(w_r^T x_i) x_i``, an activation with
+    ``psi'(z) z = psi(z)`` (:data:`HOMOGENEOUS_ACTIVATIONS`) gives ``w_r^T g_r = b_r s_r``, so one
+    step of the paper's update ("Model and FA update") changes, exactly,
+    ``||w_r||^2`` by ``2 Delta(b_r beta_r) + 2 lr lam b_r beta_r + lr^2 ||g_r||^2``.
+    A resting point would need ``b_r beta_r = 0`` for every ``r``; while ``<beta, b>`` stays
+    positive and settled, ``||W||_F^2`` grows by ``2 lr lam <beta, b>`` per step.
+    ``overlap``: ``<beta, b>`` ``(S,)``; ``lam`` a number or ``(S,)``; returns ``(S,)``.
+    """
+    check_positive("lr", lr)
+    return 2.0 * lr * torch.as_tensor(lam, dtype=overlap.dtype, device=overlap.device) * overlap
 
 
 def arccos_kernel(x: Tensor) -> Tensor:

@@ -265,7 +265,9 @@ class TwoLayerRun:
     ``mse``: ``(steps + 1, S)``, the authors' MSE after 0, 1, ..., steps updates, NaN from
     a seed's divergence on. ``alignment``: final ``cos(beta, b)`` ``(S,)`` (NaN if diverged).
     ``diverged`` ``(S,)`` and ``diverged_step`` ``(S,)`` (-1 if never); ``weights``: the final
-    weights; ``seconds``: wall time of the loop.
+    weights; ``seconds``: wall time of the loop. ``overlap``: ``<beta, b>`` after 0, 1, ..., steps
+    updates ``(steps + 1, S)``; ``kept_weights``: the weights after ``keep_weights_at`` updates
+    (``None`` when not asked for).
     """
 
     mse: np.ndarray
@@ -274,6 +276,8 @@ class TwoLayerRun:
     diverged_step: np.ndarray
     weights: list[Tensor]
     seconds: float
+    overlap: np.ndarray
+    kept_weights: list[Tensor] | None = None
 
 
 def _check_two_layer(weights: Sequence[Tensor], feedback: Sequence[Tensor | None] | None) -> None:
@@ -292,24 +296,38 @@ def train_two_layer(
     lam: float | Tensor,
     steps: int,
     feedback: Sequence[Tensor | None],
+    keep_weights_at: int | None = None,
     progress: bool = False,
     desc: str | None = None,
 ) -> TwoLayerRun:
-    """``steps`` full-batch updates (:class:`TwoLayerStep`) of a batch of two-layer models, the MSE at every step.
+    """``steps`` full-batch updates (:class:`TwoLayerStep`) of a batch of two-layer models, the MSE and ``<beta, b>``
+    at every step.
 
     ``lam`` is a number or one value per seed ``(S,)``. ``feedback`` is always ``[None, b]``:
-    the alignment is measured against ``b`` for both rules.
+    the alignment is measured against ``b`` for both rules. ``keep_weights_at``: a step in
+    ``[0, steps]`` whose weights are returned too (reading them does not change the run).
     """
     check_int("steps", steps, minimum=0)
+    if keep_weights_at is not None:
+        check_int("keep_weights_at", keep_weights_at, minimum=0)
+        if keep_weights_at > steps:
+            raise ValueError(f"keep_weights_at={keep_weights_at} must be at most steps={steps}")
     _check_two_layer(weights, feedback)
     stepper = TwoLayerStep(x, y, weights, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
     mse = torch.empty(steps + 1, weights[0].shape[0], dtype=weights[0].dtype, device=weights[0].device)
+    overlap = torch.empty_like(mse)
+    kept = None
     start = time.perf_counter()
     with torch.no_grad():
         for step in tqdm(range(steps), desc=desc or f"train {rule}", disable=not progress, mininterval=2.0):
+            if step == keep_weights_at:
+                kept = stepper.weights()
+            overlap[step] = (stepper.beta * stepper.b).sum(dim=(1, 2))
             mse[step] = stepper.step()
         mse[steps] = stepper.mse()
+        overlap[steps] = (stepper.beta * stepper.b).sum(dim=(1, 2))
         weights = stepper.weights()
+        kept = weights if keep_weights_at == steps else kept
     seconds = time.perf_counter() - start
     mse_np = mse.cpu().numpy().astype(np.float64)
     bad = ~np.isfinite(mse_np)
@@ -320,7 +338,7 @@ def train_two_layer(
     mse_np[after] = np.nan
     alignment = cosine(weights[1], feedback[1], dims=2).cpu().numpy().astype(np.float64)
     alignment[diverged] = np.nan
-    return TwoLayerRun(mse_np, alignment, diverged, first_bad, weights, seconds)
+    return TwoLayerRun(mse_np, alignment, diverged, first_bad, weights, seconds, overlap.cpu().numpy().astype(np.float64), kept)
 
 
 

@@ -35,6 +35,7 @@ from ...theory.song import (
     arccos_kernel,
     kernels,
     predicted_log_mse_slope,
+    readout_only_l2_growth,
     ridge_plateau,
     steps_for_width,
 )
@@ -49,7 +50,7 @@ from ...training.two_layer import (
     train_until_settled,
 )
 from ...validation import check_choice, check_int, check_positive
-from .profiles import EXPERIMENTS, FIT_DECADES, KERNEL_CHECK_DRAWS
+from .profiles import EXPERIMENTS, FIT_DECADES, KERNEL_CHECK_DRAWS, TAIL_WINDOW
 from .published import published_alignment
 from .real_data import RealDataRun, real_data_seeds, run_real_data_on
 
@@ -203,7 +204,13 @@ class CurveCell(_SelectByLambda):
     prediction of ``d ln MSE/d step`` from ``G(0) + H(0)``), ``predicted_slope_g`` (from
     ``G(0)`` alone) and ``predicted_slope_final`` (from ``G + H`` of the final weights),
     ``measured_slope`` and ``r2`` (:func:`tail_fit`), ``ridge_mse`` (the kernel-ridge plateau
-    with ``G(0)``) and ``ridge_mse_final`` (with the final ``G``). ``mse``: ``(steps + 1, N)``.
+    with ``G(0)``) and ``ridge_mse_final`` (with the final ``G``); ``lambda_min_g`` and
+    ``lambda_min_gh`` (of ``G(0)`` and ``G(0) + H(0)``) and ``h_norm`` (``||H(0)||_2``). Over the last
+    ``TAIL_WINDOW`` of the steps, from ``window_start``: ``window_slope`` (of ln MSE, least squares),
+    ``w2_growth`` (of ``||W||_F^2`` per step), ``predicted_growth`` (:func:`readout_only_l2_growth` of
+    the window's mean ``<beta, b>``) and ``overlap_drift`` (``2 Delta<beta, b>`` per step);
+    ``w2_relative_growth``: ``||W(T)||^2 / ||W(0)||^2 - 1`` (``W`` in the inputs' row space, the part
+    the data sees). ``mse``: ``(steps + 1, N)``.
     """
 
     activation: str
@@ -226,6 +233,15 @@ class CurveCell(_SelectByLambda):
     r2: np.ndarray
     ridge_mse: np.ndarray
     ridge_mse_final: np.ndarray
+    lambda_min_g: np.ndarray
+    lambda_min_gh: np.ndarray
+    h_norm: np.ndarray
+    window_start: int
+    window_slope: np.ndarray
+    w2_growth: np.ndarray
+    predicted_growth: np.ndarray
+    overlap_drift: np.ndarray
+    w2_relative_growth: np.ndarray
     seconds: float
 
 
@@ -265,19 +281,29 @@ def run_curve_cell(
     lam = torch.tensor(np.repeat(lams, trials), dtype=torch.float64)
     n_columns = len(seeds)
     block = batch_size(block, activation, p, n_columns)
+    window_start = steps - max(1, round(TAIL_WINDOW * steps))
     runs = [
         train_two_layer([w[part] for w in weights], x[part], y[part], rule=rule, activation=activation, lr=lr,
                         lam=lam[part].to(device=device, dtype=dtype), steps=steps, feedback=[None, b[part]],
-                        progress=progress, desc=f"{activation} p={p} {rule} curves")
+                        keep_weights_at=window_start, progress=progress, desc=f"{activation} p={p} {rule} curves")
         for part in (slice(i, i + block) for i in range(0, n_columns, block))
     ]
     final_weights = [torch.cat([r.weights[i] for r in runs]) for i in range(2)]
+    overlap = np.concatenate([r.overlap for r in runs], axis=1)
+    squared_norm = {name: torch.cat([w[0].double().square().sum(dim=(1, 2)) for w in ws]).cpu().numpy()
+                    for name, ws in (("start", [weights]), ("window", [r.kept_weights for r in runs]), ("end", [r.weights for r in runs]))}
     x64, y64, lam64 = x.double(), y.double(), lam.to(device)
     g0, h0 = kernels([w.double() for w in weights], x64, activation, error_carrier(rule, weights, [None, b], 0).double())
     g_final, h_final = kernels([w.double() for w in final_weights], x64, activation,
                                error_carrier(rule, final_weights, [None, b], 0).double())
     mse = np.concatenate([r.mse for r in runs], axis=1)
     slope, r2, _ = tail_fit(mse)
+    finite, window_slope = np.isfinite(mse[window_start:]).all(axis=0), np.full(n_columns, np.nan)
+    if finite.any():
+        log_mse = np.log(np.maximum(mse[window_start:, finite], np.finfo(float).tiny))
+        window_slope[finite] = np.polyfit(np.arange(window_start, steps + 1), log_mse, 1)[0]
+    window_steps = steps - window_start
+    lam_min = {name: _numpy(torch.linalg.eigvalsh(k)[..., 0]) for name, k in (("g", g0), ("gh", g0 + h0))}
     return CurveCell(
         activation=activation, p=p, rule=rule, lr=lr, steps=steps, lams=lams, seeds=np.asarray(seeds),
         lam=lam.numpy(), trial=np.tile(np.arange(trials), len(lams)), mse=mse,
@@ -288,6 +314,12 @@ def run_curve_cell(
         predicted_slope_final=_numpy(predicted_log_mse_slope(g_final, h_final, lr, n)),
         measured_slope=slope, r2=r2,
         ridge_mse=_numpy(ridge_plateau(g0, y64, lam64)), ridge_mse_final=_numpy(ridge_plateau(g_final, y64, lam64)),
+        lambda_min_g=lam_min["g"], lambda_min_gh=lam_min["gh"], h_norm=_numpy(torch.linalg.matrix_norm(h0, ord=2)),
+        window_start=window_start, window_slope=window_slope,
+        w2_growth=(squared_norm["end"] - squared_norm["window"]) / window_steps,
+        predicted_growth=_numpy(readout_only_l2_growth(torch.from_numpy(overlap[window_start:steps].mean(axis=0)), lr, lam)),
+        overlap_drift=2 * (overlap[steps] - overlap[window_start]) / window_steps,
+        w2_relative_growth=squared_norm["end"] / squared_norm["start"] - 1,
         seconds=sum(r.seconds for r in runs),
     )
 
@@ -321,8 +353,10 @@ def alignment_rows(cells: Sequence[AlignmentCell]) -> list[dict]:
 def rate_rows(cells: Sequence[CurveCell]) -> list[dict]:
     """One row per (activation, p, rule) at ``lam = 0``: mean measured tail slope of ln MSE and
     mean kernel prediction from ``G(0) + H(0)`` (``predicted_slope``), from ``G(0)`` alone and
-    from the final ``G + H``, the ``ratio`` measured / predicted, the smallest tail ``r2_min``,
-    trials and divergences."""
+    from the final ``G + H``, the ratios measured / predicted (``ratio`` with ``G(0) + H(0)``,
+    ``ratio_g`` with ``G(0)``), the means of ``lambda_min(G(0))``, ``lambda_min(G(0) + H(0))`` and
+    ``||H(0)||_2 / lambda_min(G(0))`` with the count of trials whose ``G(0) + H(0)`` is indefinite,
+    the smallest tail ``r2_min``, trials and divergences."""
     rows = []
     for cell in cells:
         mask = cell.select(0.0) & ~cell.diverged
@@ -342,6 +376,11 @@ def rate_rows(cells: Sequence[CurveCell]) -> list[dict]:
                 "predicted_slope_g": float(np.mean(cell.predicted_slope_g[mask])),
                 "predicted_slope_final": float(np.mean(cell.predicted_slope_final[mask])),
                 "ratio": measured / predicted,
+                "ratio_g": measured / float(np.mean(cell.predicted_slope_g[mask])),
+                "lambda_min_g": float(np.mean(cell.lambda_min_g[mask])),
+                "lambda_min_gh": float(np.mean(cell.lambda_min_gh[mask])),
+                "indefinite": int(np.sum(cell.lambda_min_gh[mask] <= 0)),
+                "h_over_lambda_min_g": float(np.mean(cell.h_norm[mask] / cell.lambda_min_g[mask])),
                 "r2_min": float(np.min(cell.r2[mask])),
             }
         )
@@ -350,7 +389,11 @@ def rate_rows(cells: Sequence[CurveCell]) -> list[dict]:
 
 def plateau_rows(cells: Sequence[CurveCell]) -> list[dict]:
     """One row per FA (activation, lam > 0, p): mean final MSE, mean kernel-ridge plateau with
-    ``G(0)`` and with the final ``G``, and the mean per-trial ratios final / prediction."""
+    ``G(0)`` and with the final ``G``, and the mean per-trial ratios final / prediction; over the last
+    ``TAIL_WINDOW`` of the steps the mean slope of ln MSE (``window_slope``) and the fraction the MSE
+    falls there (``window_fall``), the mean growth of ``||W||_F^2`` per step, its prediction
+    ``2 lr lam <beta, b>`` and their per-trial ratio (smallest: ``growth_ratio_min``), ``overlap_drift``
+    (``2 Delta<beta, b>`` per step), the fewest trials whose ``||W||^2`` grew, and ``w2_relative_growth``."""
     rows = []
     for cell in cells:
         if cell.rule != "fa":
@@ -372,6 +415,15 @@ def plateau_rows(cells: Sequence[CurveCell]) -> list[dict]:
                     "ridge_mse_final_kernel": float(np.mean(cell.ridge_mse_final[mask])),
                     "ratio_final_kernel": float(np.mean(final / cell.ridge_mse_final[mask])),
                     "tail_slope": float(np.mean(cell.measured_slope[mask])),
+                    "window_slope": float(np.mean(cell.window_slope[mask])),
+                    "window_fall": float(np.mean(1 - np.exp(cell.window_slope[mask] * (cell.steps - cell.window_start)))),
+                    "w2_growth": float(np.mean(cell.w2_growth[mask])),
+                    "predicted_growth": float(np.mean(cell.predicted_growth[mask])),
+                    "growth_ratio": float(np.mean(cell.w2_growth[mask] / cell.predicted_growth[mask])),
+                    "growth_ratio_min": float(np.min(cell.w2_growth[mask] / cell.predicted_growth[mask])),
+                    "overlap_drift": float(np.mean(cell.overlap_drift[mask])),
+                    "trials_growing": int(np.sum(cell.w2_growth[mask] > 0)),
+                    "w2_relative_growth": float(np.mean(cell.w2_relative_growth[mask])),
                 }
             )
     return rows

@@ -146,3 +146,16 @@ def real_data_finals(real: RealDataRun) -> tuple[dict[float, dict], dict[float, 
     finals = [{lam: summarize_seeds(history.final(key)[np.isclose(real.lam, lam)], history.diverged[np.isclose(real.lam, lam)])
                for lam in REAL_LAMBDAS} for key in ("error_alignment", "test_accuracy")]
     return finals[0], finals[1]
+
+
+def alignment_crossings(real: RealDataRun, factor: float) -> dict[float, float | None]:
+    """Per lambda > 0: the first recorded epoch at which its mean error-signal alignment is at least ``factor``
+    times lambda = 0's (``None`` if it never is)."""
+    check_positive("factor", factor)
+    alignment = real.history.metrics["error_alignment"]
+    mean = {lam: np.nanmean(alignment[:, np.isclose(real.lam, lam)], axis=1) for lam in REAL_LAMBDAS}
+    crossings = {}
+    for lam in REAL_LAMBDAS[1:]:
+        above = np.flatnonzero(mean[lam] >= factor * mean[0.0])
+        crossings[lam] = float(real.epochs[above[0]]) if above.size else None
+    return crossings
