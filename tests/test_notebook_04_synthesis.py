@@ -18,7 +18,7 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert set(claims) == CLAIMS
     assert {k for k, c in claims.items() if c["verdict"] == "not evaluated"} == NOT_EVALUATED
     assert_claims_pass(results, CLAIMS - NOT_EVALUATED)
-    assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y6"}
+    assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y1", "Y2", "Y5", "Y6"}
     assert {c["paper"] for c in claims.values()} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
     m = {k: c["measured"] for k, c in claims.items()}
     # the laws hold to rounding, in all three families
