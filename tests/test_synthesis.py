@@ -83,7 +83,7 @@ def test_chapter_parameters_and_seeds():
     with pytest.raises(ValueError, match="dataset='cifar10' is not allowed"):
         syn.chapter_parameters("cifar10")
     seeds = syn.chapter_seeds(0, syn.PROFILES["ci"])
-    assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real"}
+    assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real", "rest p=100"}
     assert len({s for v in seeds.values() for s in v}) == sum(len(v) for v in seeds.values())  # no draw shared
     jobs, _ = syn.plan(syn.PROFILES["default"], 0, "auto")
     costs = [syn.job_cost(j["family"], j["p"], syn.PROFILES["default"]["real"]) for _, j in jobs]
@@ -146,3 +146,34 @@ def test_kernel_check_claim_can_fail(tmp_path):
     results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="robertson2023layerwise")
     syn.record_claims(results, _rows(), {"matrix": 1e-6, "alignment": 1e-15})
     assert {c["id"] for c in results.claims if c["verdict"] == "deviates"} == {"Y6"}
+
+
+def _rest_rows():
+    return [dict(p=p, seed=s, lam=0.1, steps=17000, rested=True, diverged=False, net_change=5e-7, chatter=2e-4, live=p,
+                 sign_agreement=1.0, residual=3e-5, alignment=0.9, predicted=0.9001, mse=0.5) for p in (300, 600) for s in (1, 2)]
+
+
+@pytest.mark.parametrize("change, failing", [
+    (dict(), set()),
+    (dict(sign_agreement=0.99), {"Y8a"}),
+    (dict(residual=0.02), {"Y8b"}),
+    (dict(predicted=0.95), {"Y8b"}),
+    (dict(rested=False), {"Y8a", "Y8b"}),
+    (dict(diverged=True), {"Y8a", "Y8b"}),
+])
+def test_rest_predictions_can_fail(tmp_path, change, failing):
+    rows = _rest_rows()
+    rows[3].update(change)
+    results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="robertson2023layerwise")
+    syn.rest_claims(results, rows)
+    claims = {c["id"]: c for c in results.claims}
+    assert {c["kind"] for c in claims.values()} == {"prediction"}
+    assert {k for k, c in claims.items() if c["verdict"] == "deviates"} == failing
+
+
+def test_run_to_rest_reaches_the_relation_on_a_small_task():
+    rows = syn.rest_rows(dict(widths=[40], lam=0.3, max_steps=30000), {"rest p=40": [7]}, "cpu")
+    (row,) = rows
+    assert row["rested"] and not row["diverged"] and row["steps"] % 1000 == 0
+    assert row["sign_agreement"] == 1.0 and row["residual"] < 1e-3
+    assert row["alignment"] == pytest.approx(row["predicted"], rel=1e-3)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import fa_lib as F
+from fa_lib.theory import conservation
 from fa_lib.theory.conservation import (
     alignment_identity,
     conserved_quantities,
@@ -269,3 +270,25 @@ def test_l2_law_is_the_exact_one_step_change_and_first_order(widths, activation)
         assert (predicted[1:] < 0).any() and (plain[k] >= 0).all()
     with pytest.raises(ValueError, match="one entry per layer"):
         step_change_with_l2(weights, result.grads, feedback, lr=lr, l2=l2[:1])
+
+
+def test_l2_rest_relation_and_the_alignment_it_implies():
+    """Weights built to satisfy l2_1 ||w_j||^2 = l2_2 b_j beta_j have zero residual, and their cos(beta, b) is the
+    implied one; a readout weight of the wrong sign shows in the residual; bad strengths are refused."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(2, 1, 5, generator=gen, dtype=torch.float64)
+    l2 = [0.2, 0.5]
+    beta = l2[0] * (w**2).sum(-1).unsqueeze(1) / (l2[1] * b)
+    residual = conservation.l2_rest_residual([w, beta], [None, b], l2)
+    assert len(residual) == 1 and residual[0].shape == (2, 5)
+    torch.testing.assert_close(residual[0], torch.zeros(2, 5, dtype=torch.float64), rtol=0, atol=1e-12)
+    cos = (beta * b).sum(dim=(1, 2)) / (beta.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1))
+    torch.testing.assert_close(conservation.l2_rest_alignment([w, beta], [None, b], l2), cos, rtol=1e-12, atol=0)
+    flipped = beta.clone()
+    flipped[0, 0, 0] *= -1
+    assert conservation.l2_rest_residual([w, flipped], [None, b], l2)[0][0, 0] == pytest.approx(2 * l2[0] * (w[0, 0] ** 2).sum().item())
+    with pytest.raises(ValueError, match="needs one positive strength per layer"):
+        conservation.l2_rest_residual([w, beta], [None, b], [0.2, 0.0])
+    with pytest.raises(ValueError, match="stated for two"):
+        conservation.l2_rest_alignment([w, w, beta], [None, w, beta], [1, 1, 1])

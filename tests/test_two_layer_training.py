@@ -264,3 +264,27 @@ def test_bad_arguments_raise():
                             feedback=feedback)
     with pytest.raises(ValueError, match="y has shape"):
         TwoLayerStep(x, y[..., :3, :], weights, feedback[1], rule="fa", activation="relu", lr=0.1, lam=0.0)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_l2_on_the_first_layer_is_plain_weight_decay(activation):
+    """lam_first: three steps of train_two_layer(bp) with L2 on W equal three autograd SGD steps of MSELoss + L2 on both
+    layers (square inputs, so W is recovered from the pre-activations); non-square inputs are refused for ReLU."""
+    x, y, weights, feedback = tiny_problem(activation, n=6, d=6, p=7)
+    lr, lam, lam_first = 0.01, 0.3, 0.2
+    w, beta = (t.clone() for t in weights)
+    psi = torch.relu if activation == "relu" else (lambda a: a)
+    for _ in range(3):
+        w.requires_grad_(True), beta.requires_grad_(True)
+        f = psi(x @ w.transpose(-1, -2)) @ beta.transpose(-1, -2) / math.sqrt(w.shape[-2])
+        sum(torch.nn.MSELoss()(f[s], y[s]) for s in range(x.shape[0])).backward()
+        with torch.no_grad():
+            w, beta = w - lr * (w.grad + lam_first * w), beta - lr * (beta.grad + lam * beta)
+    run = train_two_layer(weights, x, y, rule="bp", activation=activation, lr=lr, lam=lam, lam_first=lam_first, steps=3,
+                          feedback=feedback)
+    torch.testing.assert_close(run.weights[0], w, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(run.weights[1], beta, rtol=1e-10, atol=1e-12)
+    x_wide, y_wide, weights_wide, feedback_wide = tiny_problem("relu", n=6, d=9, p=7)
+    with pytest.raises(ValueError, match="lam_first needs square inputs"):
+        train_two_layer(weights_wide, x_wide, y_wide, rule="fa", activation="relu", lr=lr, lam=0.0, lam_first=0.1, steps=1,
+                        feedback=feedback_wide)

@@ -199,6 +199,40 @@ def step_change_with_l2(
     return out
 
 
+def l2_rest_residual(weights: Sequence[Tensor], feedback: Sequence[Tensor | None], l2: Sequence[float]) -> list[Tensor]:
+    """Per hidden neuron, how far the weights are from the resting relation of FA with L2 on every layer.
+
+    Derived in this book (none of the papers states it): at a fixed point of ``W_k <- W_k - lr (G_k + l2_k W_k)``,
+    ``G_k = -l2_k W_k`` in every layer, and the FA identity ``<W_k[j,:], G_k[j,:]> = <B_{k+1}[:,j], G_{k+1}[:,j]>``
+    (ReLU or linear, no biases; :func:`step_change_with_l2`) gives, for every hidden neuron ``j`` of layer ``k``,
+
+        l2_k ||W_k[j,:]||^2 = l2_{k+1} <B_{k+1}[:,j], W_{k+1}[:,j]>,
+
+    so each neuron's outgoing weights lean towards its feedback (their inner product is ``>= 0``). Returns per
+    hidden layer ``(*S, n_k)``: ``l2_k ||W_k[j,:]||^2 - l2_{k+1} <B_{k+1}[:,j], W_{k+1}[:,j]>``. ``l2``: one
+    positive number per layer.
+    """
+    check_law_arguments(weights, "fa", feedback, None)
+    if len(l2) != len(weights) or any(v <= 0 for v in l2):
+        raise ValueError(f"l2={list(l2)} needs one positive strength per layer ({len(weights)})")
+    return [l2[k - 1] * (weights[k - 1] ** 2).sum(dim=-1) - l2[k] * (weights[k] * feedback[k]).sum(dim=-2)
+            for k in range(1, len(weights))]
+
+
+def l2_rest_alignment(weights: Sequence[Tensor], feedback: Sequence[Tensor | None], l2: Sequence[float]) -> Tensor:
+    """The readout's alignment that :func:`l2_rest_residual`'s relation implies for a two-layer network, ``(*S,)``:
+
+        cos(W_2, B_2) = (l2_1 / l2_2) ||W_1||_F^2 / (||W_2|| ||B_2||),
+
+    the relation summed over the neurons and divided by the norms; ``weights = [W_1, W_2]``, ``feedback[1] = B_2``.
+    """
+    if len(weights) != 2:
+        raise ValueError(f"weights has {len(weights)} layers; the resting alignment is stated for two")
+    l2_rest_residual(weights, feedback, l2)  # checks the arguments
+    norms = weights[1].flatten(-2).norm(dim=-1) * feedback[1].flatten(-2).norm(dim=-1)
+    return l2[0] / l2[1] * (weights[0] ** 2).sum(dim=(-1, -2)) / norms
+
+
 def feedback_inner_products(weights: Sequence[Tensor], feedback: Sequence[Tensor | None]) -> Tensor:
     """``<W_{k+1}, B_{k+1}>_F`` for every hidden layer ``k`` (``weights[k]`` with ``feedback[k]``): ``(*S, L-1)``.
 

@@ -132,9 +132,10 @@ class TwoLayerStep:
 
     ``x`` ``(S, n, k)``, ``y`` ``(S, n, 1)``, ``weights = [W (S, p, k), beta (S, 1, p)]``, ``b``
     ``(S, 1, p)`` the fixed feedback vector, ``lam`` a number or ``(S,)``. :meth:`step` does
-    ``beta <- beta (1 - lr lam) - lr dMSE/dbeta`` and ``W <- W - lr dMSE/dW`` with the error
-    carried back through ``b`` (``rule="fa"``) or ``beta`` (``"bp"``); :meth:`weights` returns the
-    current ``[W, beta]``.
+    ``beta <- beta (1 - lr lam) - lr dMSE/dbeta`` and ``W <- W (1 - lr lam_first) - lr dMSE/dW`` with the
+    error carried back through ``b`` (``rule="fa"``) or ``beta`` (``"bp"``); ``lam_first`` (L2 on ``W``,
+    not in the paper's protocol; default 0) needs square inputs ``k = n`` for nonlinear networks, where
+    ``W = (x^-1 A)^T`` is then recovered exactly. :meth:`weights` returns the current ``[W, beta]``.
 
     The arithmetic of :func:`fa_lib.networks.backward_pass` (the unit tests compare them),
     arranged for speed. The outputs see ``W`` only through the pre-activations ``A = x W^T``
@@ -153,7 +154,7 @@ class TwoLayerStep:
     """
 
     def __init__(self, x: Tensor, y: Tensor, weights: Sequence[Tensor], b: Tensor, *, rule: str, activation: str,
-                 lr: float, lam: float | Tensor) -> None:
+                 lr: float, lam: float | Tensor, lam_first: float | Tensor = 0.0) -> None:
         check_choice("rule", rule, ("bp", "fa"))
         check_choice("activation", activation, ACTIVATIONS)
         check_positive("lr", lr)
@@ -165,10 +166,15 @@ class TwoLayerStep:
             if tuple(tensor.shape) != expected[name]:
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}; expected {expected[name]} (W is {tuple(w.shape)})")
         lam = _per_network_lam(lam, n_seeds, w)
+        lam_first = _per_network_lam(lam_first, n_seeds, w)
+        if bool((lam_first != 0).any()) and activation != "linear" and x.shape[1] != w.shape[2]:
+            raise ValueError(f"lam_first needs square inputs for a nonlinear network: x is {tuple(x.shape)}, use row-space "
+                             "coordinates (prepared_trials) with d >= n")
         self.rule, self.activation, self.lr = rule, activation, float(lr)
         self.scale = 1.0 / math.sqrt(width)
         self.x, self.y, self.w, self.beta, self.b = x.clone(), y.clone(), w.clone(), beta.clone(), b.clone()
         self.decay = (1.0 - self.lr * lam).reshape(n_seeds, 1, 1).clone()
+        self.decay_first = (1.0 - self.lr * lam_first).reshape(n_seeds, 1, 1).clone() if bool((lam_first != 0).any()) else None
         if activation != "linear":
             self.pre = torch.bmm(self.x, self.w.transpose(1, 2))  # A, (S, n, p)
             self.pre_init = self.pre.clone()
@@ -184,6 +190,8 @@ class TwoLayerStep:
         """The current ``[W (S, p, k), beta (S, 1, p)]`` (copies)."""
         if self.activation == "linear":
             return [self.w.clone(), self.beta.clone()]
+        if self.decay_first is not None:  # W has left W(0) + row space: recover it from A = x W^T, x square
+            return [torch.linalg.solve(self.x.double(), self.pre.double()).transpose(1, 2).to(self.w.dtype), self.beta.clone()]
         change = torch.linalg.solve(self.kernel.double(), (self.pre - self.pre_init).double())  # K^-1 (A - A(0))
         w = self.w.double() + torch.bmm(self.x.double().transpose(1, 2), change).transpose(1, 2)
         return [w.to(self.w.dtype), self.beta.clone()]
@@ -209,16 +217,21 @@ class TwoLayerStep:
         if hidden is None:
             error_x = torch.bmm(error.transpose(1, 2), x)  # (S, 1, k)
             grad_beta = torch.bmm(error_x, self.w.transpose(1, 2)).mul_(c)
+            if self.decay_first is not None:
+                self.w.mul_(self.decay_first)
             self.w.baddbmm_(self.partner.transpose(1, 2), error_x, alpha=-lr * c)
         else:
             grad_beta = torch.bmm(error.transpose(1, 2), hidden).mul_(c)
             carried = _DERIVATIVE_IN_PLACE[self.activation](hidden).mul_(self.partner)  # psi'(a_ir) b_r
+            if self.decay_first is not None:
+                self.pre.mul_(self.decay_first)
             self.pre.baddbmm_(self.kernel * error.transpose(1, 2), carried, alpha=-lr * c)  # A += x dW^T
         beta.mul_(self.decay).add_(grad_beta, alpha=-lr)
         return mse
 
     def _state(self) -> tuple[str, ...]:
-        return ("x", "y", "w", "beta", "b", "decay") + (() if self.activation == "linear" else ("pre", "pre_init", "kernel"))
+        return (("x", "y", "w", "beta", "b", "decay") + (() if self.decay_first is None else ("decay_first",))
+                + (() if self.activation == "linear" else ("pre", "pre_init", "kernel")))
 
     def keep(self, slots: Tensor) -> None:
         """Drop every network but ``slots`` (indices) from the batch."""
@@ -228,7 +241,10 @@ class TwoLayerStep:
             self.hidden = torch.empty_like(self.pre)
 
     def load(self, slot: int, x: Tensor, y: Tensor, weights: Sequence[Tensor], b: Tensor, lam: float) -> None:
-        """Put a new network (``x`` ``(n, k)``, ``y``, ``[W, beta]``, ``b`` without the seed dimension) into ``slot``."""
+        """Put a new network (``x`` ``(n, k)``, ``y``, ``[W, beta]``, ``b`` without the seed dimension) into ``slot``
+        (steppers without ``lam_first`` only)."""
+        if self.decay_first is not None:
+            raise ValueError("load() keeps no lam_first per slot; build a new TwoLayerStep for networks with L2 on W")
         for target, source in zip((self.x, self.y, self.w, self.beta, self.b), (x, y, *weights, b)):
             target[slot].copy_(source)
         self.decay[slot] = 1.0 - self.lr * lam
@@ -296,6 +312,7 @@ def train_two_layer(
     lam: float | Tensor,
     steps: int,
     feedback: Sequence[Tensor | None],
+    lam_first: float | Tensor = 0.0,
     keep_weights_at: int | None = None,
     progress: bool = False,
     desc: str | None = None,
@@ -303,7 +320,8 @@ def train_two_layer(
     """``steps`` full-batch updates (:class:`TwoLayerStep`) of a batch of two-layer models, the MSE and ``<beta, b>``
     at every step.
 
-    ``lam`` is a number or one value per seed ``(S,)``. ``feedback`` is always ``[None, b]``:
+    ``lam`` (L2 on ``beta``) and ``lam_first`` (on ``W``, see :class:`TwoLayerStep`) are numbers or one value per seed
+    ``(S,)``. ``feedback`` is always ``[None, b]``:
     the alignment is measured against ``b`` for both rules. ``keep_weights_at``: a step in
     ``[0, steps]`` whose weights are returned too (reading them does not change the run).
     """
@@ -313,7 +331,7 @@ def train_two_layer(
         if keep_weights_at > steps:
             raise ValueError(f"keep_weights_at={keep_weights_at} must be at most steps={steps}")
     _check_two_layer(weights, feedback)
-    stepper = TwoLayerStep(x, y, weights, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam)
+    stepper = TwoLayerStep(x, y, weights, feedback[1], rule=rule, activation=activation, lr=lr, lam=lam, lam_first=lam_first)
     mse = torch.empty(steps + 1, weights[0].shape[0], dtype=weights[0].dtype, device=weights[0].device)
     overlap = torch.empty_like(mse)
     kept = None

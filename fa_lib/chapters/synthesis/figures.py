@@ -123,6 +123,9 @@ def theory_table(results) -> str:
         row("Robertson & Koyejo", "c_kj conserved up to lr² terms; each layer's alignment from the layer below's norm; "
             "L2 breaks the law at first order (derived here)", ("Y1", "Y2", "Y5"),
             "how much W_k grows: the law turns growth into alignment but does not predict the growth"),
+        row("Robertson & Koyejo, with L2 on every layer (derived here)", "at rest every neuron's b_j β_j = ‖w_j‖² > 0, so "
+            "cos(β, b) = ‖W‖²/(‖β‖ ‖b‖) from the final norms alone", ("Y8a", "Y8b"),
+            "where the rest lies: the relation fixes the alignment given the norms, not the norms"),
         row("Song, Xu & Lafferty", "no readout alignment without L2 as p grows; L2 aligns", ("Y3a", "Y3b", "Y4"),
             "the mechanism: alignment is half the growth of the layer below over ‖β‖ ‖b‖; the hidden layers of deeper networks"),
         row("Chu & Bacho", "the point FA reaches is stable, with the update aligned; stability set by the reduced matrix",
