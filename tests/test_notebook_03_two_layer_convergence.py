@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_rejects_parameter
 
 from fa_lib.chapters.two_layer_convergence.claims import SEVERAL_WIDTHS, SHORT_REAL_RUN
-from fa_lib.chapters.two_layer_convergence.published import published_alignment
+from fa_lib.theory.song_tables import published_alignment
 from fa_lib.theory.song import LAMBDAS, REAL_BATCH_SIZE
 
 pytestmark = pytest.mark.notebook

@@ -8,7 +8,7 @@ from fa_lib.chapters import synthesis as syn
 pytestmark = pytest.mark.notebook
 
 STEM = "04_synthesis"
-CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b"}
+CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y3c", "Y3d", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b"}
 NOT_EVALUATED = {"Y3b"}  # one three-layer width at ci
 
 
@@ -19,7 +19,7 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert {k for k, c in claims.items() if c["verdict"] == "not evaluated"} == NOT_EVALUATED
     assert_claims_pass(results, CLAIMS - NOT_EVALUATED)
     assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y1", "Y2", "Y5", "Y6"}
-    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y8a", "Y8b"}
+    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y3c", "Y8a", "Y8b"}
     assert {c["paper"] for c in claims.values()} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
     m = {k: c["measured"] for k, c in claims.items()}
     # the laws hold to rounding, in all three families
@@ -36,6 +36,10 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     # the resting relation with L2 on both layers: every ci run rests, every live neuron leans towards its feedback
     assert m["Y8a"]["rested"] == m["Y8a"]["runs"] == 2 and m["Y8a"]["smallest sign agreement"] == 1.0
     assert m["Y8b"]["largest residual"] <= 1e-3 and m["Y8b"]["largest relative error of cos"] <= 1e-3
+    # the width law: four ci widths, the law's slope inside the alignment's interval, the authors' grid is 200 and 400
+    assert m["Y3c"]["widths"] == [50, 100, 200, 400] and m["Y3c"]["difference interval"][0] <= 0 <= m["Y3c"]["difference interval"][1]
+    assert m["Y3c"]["slope of the alignment"] < -0.3 and all(v["widths"] == [200, 400] for v in m["Y3d"].values())
+    assert len(results["metrics"]["width_runs"]) == 4 * 4 * 2
     rest = results["metrics"]["rest_runs"]
     assert {r["p"] for r in rest} == {100} and all(r["net_change"] < 1e-6 and r["chatter"] > r["net_change"] for r in rest)
 

@@ -83,7 +83,8 @@ def test_chapter_parameters_and_seeds():
     with pytest.raises(ValueError, match="dataset='cifar10' is not allowed"):
         syn.chapter_parameters("cifar10")
     seeds = syn.chapter_seeds(0, syn.PROFILES["ci"])
-    assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real", "rest p=100"}
+    assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real", "rest p=100"} | {
+        f"width p={p}" for p in (50, 100, 200, 400)}
     assert len({s for v in seeds.values() for s in v}) == sum(len(v) for v in seeds.values())  # no draw shared
     jobs, _ = syn.plan(syn.PROFILES["default"], 0, "auto")
     costs = [syn.job_cost(j["family"], j["p"], syn.PROFILES["default"]["real"]) for _, j in jobs]
@@ -177,3 +178,32 @@ def test_run_to_rest_reaches_the_relation_on_a_small_task():
     assert row["rested"] and not row["diverged"] and row["steps"] % 1000 == 0
     assert row["sign_agreement"] == 1.0 and row["residual"] < 1e-3
     assert row["alignment"] == pytest.approx(row["predicted"], rel=1e-3)
+
+
+def _width_rows(alignment):
+    """Rows of the width runs with a given mean alignment per width (a small seed-to-seed spread around it)."""
+    return [dict(p=p, lam=lam, seed=s, alignment=alignment(p, lam) * (1 + 0.01 * (s - 1.5)), alignment_init=0.0,
+                 w2_change=2.0 * (1 + 0.01 * (s - 1.5)), norms=float(p), steps=5050, settled=True, diverged=False)
+            for p in (200, 400, 800, 1600) for lam in (0.0, 0.05) for s in range(4)]
+
+
+def test_width_fits_recover_slopes_and_the_claims_can_fail(tmp_path):
+    from fa_lib.theory.song_tables import published_alignment
+
+    authors = {lam: {p: published_alignment("relu", lam, p)[0] for p in (200, 400, 800, 1600)} for lam in (0.0, 0.05)}
+    on_law = _width_rows(lambda p, lam: authors[lam][p] if lam else 1.0 / p)
+    fits = syn.width_fits(on_law, 0)
+    assert fits[0.0]["alignment"] == pytest.approx(-1.0, abs=1e-3) and fits[0.0]["law"] == pytest.approx(-1.0, abs=1e-3)
+    assert fits[0.0]["w2_change"] == pytest.approx(0.0, abs=1e-9) and fits[0.0]["norms"] == pytest.approx(1.0)
+    assert fits[0.05]["authors"]["widths"] == [200, 400, 800, 1600] and fits[0.05]["authors"]["se"] > 0
+
+    def verdicts(rows):
+        results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="robertson2023layerwise")
+        syn.width_claims(results, syn.width_fits(rows, 0))
+        return {c["id"]: c["verdict"] for c in results.claims}
+
+    # on the law, but lambda = 0 falls like 1/p, steeper than the authors' table (about p^-0.79): Y3d fails
+    assert verdicts(on_law) == {"Y3c": "reproduced", "Y3d": "deviates"}
+    assert verdicts(_width_rows(lambda p, lam: authors[lam][p])) == {"Y3c": "deviates", "Y3d": "reproduced"}
+    few = [r for r in on_law if r["p"] != 1600]
+    assert verdicts(few)["Y3c"] == "not evaluated"

@@ -30,7 +30,7 @@ from fa_lib.chapters.two_layer_convergence.experiments import (
     trial_seeds,
 )
 from fa_lib.chapters.two_layer_convergence.figures import alignment_display_rows
-from fa_lib.chapters.two_layer_convergence.published import PUBLISHED_ALIGNMENT, published_alignment
+from fa_lib.theory.song_tables import PUBLISHED_ALIGNMENT, published_alignment
 from fa_lib.chapters.two_layer_convergence.real_data import alignment_crossings, real_data_finals, real_data_seeds, run_real_data
 from fa_lib.data import ClassificationData
 from fa_lib.networks import backward_pass, init_weights

@@ -288,3 +288,17 @@ def test_l2_on_the_first_layer_is_plain_weight_decay(activation):
     with pytest.raises(ValueError, match="lam_first needs square inputs"):
         train_two_layer(weights_wide, x_wide, y_wide, rule="fa", activation="relu", lr=lr, lam=0.0, lam_first=0.1, steps=1,
                         feedback=feedback_wide)
+
+
+def test_train_until_settled_keeps_each_networks_weights_at_its_own_stop():
+    x, y, weights, feedback, lam, rule = _settling_problem()
+    runs = train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.05, lam=lam, stop=rule, feedback=feedback,
+                               block=2, keep_weights=True)
+    assert len(set(runs.steps.tolist())) > 1
+    for k in range(len(lam)):  # networks 2 and 3 ran in reloaded slots
+        alone = train_two_layer([w[k : k + 1] for w in weights], x[k : k + 1], y[k : k + 1], rule="fa", activation="relu",
+                                lr=0.05, lam=lam[k : k + 1], steps=int(runs.steps[k]), feedback=[None, feedback[1][k : k + 1]])
+        for kept, single in zip(runs.weights, alone.weights):
+            torch.testing.assert_close(kept[k], single[0], rtol=1e-9, atol=1e-11)
+    assert train_until_settled(weights, x, y, rule="fa", activation="relu", lr=0.05, lam=lam, stop=rule,
+                               feedback=feedback).weights is None

@@ -421,7 +421,8 @@ class SettledRuns:
     ``diverged``; ``alignment``: ``cos(beta, b)`` at the stop (NaN if diverged) and
     ``alignment_at_min`` after ``min_steps`` updates (what stopping every run there would give);
     ``mse``: the authors' MSE at the stop; ``check_mse``: ``(checks, N)``, the MSE at each check
-    (NaN-padded after the run's last); ``seconds``: wall time.
+    (NaN-padded after the run's last); ``seconds``: wall time; ``weights``: ``[W (N, p, k), beta (N, 1, p)]`` at each
+    network's stop when asked for (``keep_weights``), else ``None``.
     """
 
     steps: np.ndarray
@@ -432,6 +433,7 @@ class SettledRuns:
     mse: np.ndarray
     check_mse: np.ndarray
     seconds: float
+    weights: list[Tensor] | None = None
 
 
 def train_until_settled(
@@ -446,6 +448,7 @@ def train_until_settled(
     stop: StopRule,
     feedback: Sequence[Tensor | None],
     block: int | None = None,
+    keep_weights: bool = False,
     progress: bool = False,
     desc: str | None = None,
 ) -> SettledRuns:
@@ -456,7 +459,8 @@ def train_until_settled(
     batch is given to the next waiting network (``block=None``: all N in one batch, which
     shrinks as they stop). A network whose MSE becomes NaN/inf stops at once, diverged.
     Every network's arithmetic is independent of the others', so the result does not
-    depend on ``block`` or on the order of the batch.
+    depend on ``block`` or on the order of the batch. ``keep_weights``: also return every network's weights at its
+    stop (memory ``N p k``).
     """
     _check_two_layer(weights, feedback)
     n_networks = weights[0].shape[0]
@@ -476,6 +480,7 @@ def train_until_settled(
     out_alignment = np.full(n_networks, np.nan)
     out_at_min = np.full(n_networks, np.nan)
     out_mse = np.full(n_networks, np.nan)
+    out_weights = [torch.full_like(w, float("nan")) for w in weights] if keep_weights else None
     checks: list[list[float]] = [[] for _ in range(n_networks)]
     start = time.perf_counter()
     bar = tqdm(total=n_networks, desc=desc or f"train {rule} until settled", disable=not progress, mininterval=2.0)
@@ -502,8 +507,12 @@ def train_until_settled(
                 continue
             final_mse = stepper.mse().cpu().numpy().astype(np.float64)
             final_alignment = cosine(stepper.beta, stepper.b, dims=2).cpu().numpy().astype(np.float64)
+            current = stepper.weights() if keep_weights else None
             for s in np.flatnonzero(finished):
                 k = owner[s]
+                if keep_weights and not diverged[s]:
+                    for out, w in zip(out_weights, current):
+                        out[k] = w[s]
                 out_steps[k], out_settled[k], out_diverged[k] = done[s], settled[s] and not diverged[s], diverged[s]
                 out_mse[k] = np.nan if diverged[s] else final_mse[s]
                 out_alignment[k] = np.nan if diverged[s] else final_alignment[s]
@@ -523,4 +532,4 @@ def train_until_settled(
     for k, values in enumerate(checks):
         check_mse[: len(values), k] = values
     return SettledRuns(out_steps, out_settled, out_diverged, out_alignment, out_at_min, out_mse, check_mse,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, out_weights)

@@ -11,6 +11,7 @@ from ...theory import song
 from ...training import steps_per_epoch
 from .experiments import _mean, _ranks, _select, widths_run
 from .rest import LIVE_FRACTION, REST_CHANGE, REST_CHUNK
+from .width import AUTHORS_TRIALS
 from .profiles import FAMILIES, LAMBDA, LR, REAL_BATCH, REAL_LAMBDA, REAL_LR, REAL_WIDTHS, SETTINGS
 
 LAW_BOUND = 1e-10  # Y1: relative residual of the one-step law
@@ -210,3 +211,59 @@ def rest_claims(results, rows: Sequence[Mapping[str, Any]]) -> None:
                             syn_rest_align_max=max(r["alignment"] for r in rows),
                             syn_rest_mse_mean=float(np.mean([r["mse"] for r in rows]))).items():
         results.number(name, value)
+
+
+def width_claims(results, fits: Mapping[float, Mapping[str, Any]]) -> None:
+    """Prediction Y3c (without L2 the width slope of the alignment is the law's, ``(mean Delta||W||^2 / 2) / mean
+    ||beta|| ||b||``: the 95% bootstrap interval of their difference contains 0) and paper claim Y3d (each lambda's slope
+    on the authors' widths within two combined standard errors of the slope of their table), with their numbers."""
+    zero = fits.get(0.0)
+    statement = ("Without L2 the final alignment falls with the width at the slope the conservation law gives: the log-log "
+                 "slope of the mean cos(beta, b) equals that of (mean Delta||W||^2 / 2) / mean ||beta|| ||b|| (derived here; "
+                 "cos proportional to 1/p only if Delta||W||^2 does not grow with p).")
+    if zero is None or len(zero["widths"]) < 4:
+        results.skip_claim("Y3c", statement=statement, reason="needs at least four widths without L2", kind="prediction",
+                           paper="robertson2023layerwise")
+    else:
+        results.claim(
+            "Y3c", kind="prediction", paper="robertson2023layerwise", statement=statement,
+            expected="the 95% bootstrap interval of slope(alignment) - slope(law) contains 0",
+            measured={"slope of the alignment": zero["alignment"], "interval": zero["alignment_interval"],
+                      "slope of the law": zero["law"], "slope of Delta||W||^2": zero["w2_change"],
+                      "slope of ||beta|| ||b||": zero["norms"], "difference": zero["difference"],
+                      "difference interval": zero["difference_interval"], "widths": zero["widths"], "seeds": zero["seeds"]},
+            tolerance="95% bootstrap over the seeds of every width: the law leaves out only u(0) / (||beta|| ||b||), mean zero, "
+                      "and the lr^2 term, second order in the step.",
+            passed=zero["difference_interval"][0] <= 0 <= zero["difference_interval"][1],
+        )
+    compared = {f"λ={lam:g}": {"ours": fit["alignment_on_authors_grid"], "ours_se": fit["alignment_on_authors_grid_se"],
+                               "authors": fit["authors"]["slope"], "authors_se": fit["authors"]["se"], "widths": fit["authors"]["widths"],
+                               "diverged": fit["diverged"], "unsettled": fit["unsettled"]}
+                for lam, fit in fits.items() if fit["authors"] is not None}
+    for v in compared.values():
+        v["ok"] = bool(abs(v["ours"] - v["authors"]) <= 2 * np.hypot(v["ours_se"], v["authors_se"])
+                       and v["diverged"] == 0 and v["unsettled"] == 0)
+    results.claim(
+        "Y3d", paper="song2021convergence",
+        statement="On the authors' own widths the width slope of the final alignment matches the slope of their published "
+                  "ReLU table, with L2 on the readout and without.",
+        expected="|our slope - theirs| <= 2 sqrt(se_ours^2 + se_theirs^2) for every lambda run, no network diverged or unsettled",
+        measured=compared,
+        tolerance="two combined standard errors: ours from the bootstrap over seeds, theirs from their published sds over "
+                  f"{AUTHORS_TRIALS} trials (log-mean variance sd^2 / (mean^2 trials), propagated through the least-squares slope).",
+        passed=bool(compared) and all(v["ok"] for v in compared.values()),
+    )
+    for lam, fit in fits.items():
+        tag = f"{lam:g}".replace(".", "p")
+        results.number(f"syn_width_slope_{tag}", fit["alignment"])
+        results.number(f"syn_width_slope_low_{tag}", fit["alignment_interval"][0])
+        results.number(f"syn_width_slope_high_{tag}", fit["alignment_interval"][1])
+        if fit["authors"] is not None:
+            results.number(f"syn_width_authors_slope_{tag}", fit["authors"]["slope"])
+            results.number(f"syn_width_grid_slope_{tag}", fit["alignment_on_authors_grid"])
+    if zero is not None:
+        for key in ("law", "w2_change", "norms"):
+            results.number(f"syn_width_{key}_slope", zero[key])
+        results.number("syn_width_p_min", min(zero["widths"]))
+        results.number("syn_width_p_max", max(zero["widths"]))
+        results.number("syn_width_seeds", zero["seeds"])

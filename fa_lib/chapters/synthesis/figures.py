@@ -40,6 +40,42 @@ def alignment_figure(rows: Sequence[Mapping[str, Any]]):
     return fig
 
 
+def width_figure(rows: Sequence[Mapping[str, Any]], fits: Mapping[float, Mapping[str, Any]]):
+    """The width law, log-log: mean final ``cos(beta, b)`` per width and lambda (markers, +/- one standard error over the
+    seeds), the fitted line with its slope, the law's ``(mean Delta||W||^2 / 2) / mean ||beta|| ||b||`` without L2 (dashed)
+    and the authors' published means (open squares)."""
+    import matplotlib.pyplot as plt
+
+    from ...theory.song_tables import published_alignment
+    from .profiles import ACTIVATION
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for k, (lam, fit) in enumerate(fits.items()):
+        widths = np.array(fit["widths"], dtype=float)
+        values = [np.array([r["alignment"] for r in rows if r["lam"] == lam and r["p"] == p and not r["diverged"]]) for p in widths]
+        means = np.array([v.mean() for v in values])
+        ax.errorbar(widths, means, yerr=[v.std(ddof=1) / np.sqrt(len(v)) for v in values], fmt="o", color=f"C{k}", capsize=3,
+                    label=f"λ={lam:g}: slope {fit['alignment']:.2f} [{fit['alignment_interval'][0]:.2f}, {fit['alignment_interval'][1]:.2f}]")
+        line = np.exp(np.polyval(np.polyfit(np.log(widths), np.log(means), 1), np.log(widths)))
+        ax.plot(widths, line, "-", color=f"C{k}")
+        if lam == 0:
+            law = [np.mean([r["w2_change"] for r in rows if r["lam"] == lam and r["p"] == p and not r["diverged"]]) / 2
+                   / np.mean([r["norms"] for r in rows if r["lam"] == lam and r["p"] == p and not r["diverged"]]) for p in widths]
+            ax.plot(widths, law, "--", color=f"C{k}", label=f"λ=0, law: slope {fit['law']:.2f}")
+        published = [(p, published_alignment(ACTIVATION, lam, int(p))) for p in widths]
+        published = [(p, v[0]) for p, v in published if v is not None]
+        if published:
+            ax.plot(*zip(*published), "s", mfc="none", color=f"C{k}", label=f"λ={lam:g}: authors' table")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = sorted({r["p"] for r in rows})
+    ax.set_xticks(ticks, [width_label(p) for p in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel="width p", ylabel=r"mean final $\cos(\beta, b)$", title="alignment against width (untracked runs, the authors' stop rule)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize="small")
+    return fig
+
+
 def drift_figure(runs: Mapping[tuple[str, int], Run]):
     """Mean over the last hidden layer's neurons (the layer below the readout, where the readout's L2 enters the law) of
     ``|c_j(t) - c_j(0)|`` against the step, per setting (mean over seeds): one panel per family, Song's tasks at their

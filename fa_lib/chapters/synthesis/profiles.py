@@ -14,6 +14,7 @@ from ...validation import check_choice
 
 FAMILIES = ("two-layer", "three-layer", "real")  # Song's task at two depths; the primer's network on real data
 SONG_FAMILIES = ("two-layer", "three-layer")
+LAMBDA = 0.05  # the middle of the authors' ReLU grid (0.02, 0.05, 0.2), MSELoss convention
 PROFILES = {
     # widths p per family of Song's task; seeds per width (each seed: its own data, teacher, weights and feedback);
     # steps of the perturbation test; the real-data runs (the primer's network at its width). default fits about
@@ -21,20 +22,23 @@ PROFILES = {
     # (10101 steps) alone would take two of them.
     "ci":      dict(widths={"two-layer": [100, 200], "three-layer": [100]}, seeds=3, perturb_steps=1000,
                     real=dict(n_train=6000, n_test=1000, epochs=1, seeds=2),
-                    rest=dict(widths=[100], seeds=2, lam=0.2, max_steps=40000)),
+                    rest=dict(widths=[100], seeds=2, lam=0.2, max_steps=40000),
+                    width=dict(widths=[50, 100, 200, 400], seeds=4, lams=(0.0, LAMBDA))),
     "default": dict(widths={"two-layer": [200, 400], "three-layer": [200]}, seeds=3, perturb_steps=2000,
                     real=dict(n_train=20000, n_test=1000, epochs=2, seeds=3),
-                    rest=dict(widths=[300, 600, 1200], seeds=5, lam=0.1, max_steps=60000)),
+                    rest=dict(widths=[300, 600, 1200], seeds=5, lam=0.1, max_steps=60000),
+                    width=dict(widths=[200, 400, 800, 1600], seeds=10, lams=(0.0, LAMBDA))),
     "paper":   dict(widths={"two-layer": [200, 800, 3200], "three-layer": [200, 400, 800]}, seeds=10, perturb_steps=4000,
                     real=dict(n_train=60000, n_test=10000, epochs=10, seeds=10),
-                    rest=dict(widths=[300, 600, 1200, 2400], seeds=10, lam=0.1, max_steps=200000)),
+                    rest=dict(widths=[300, 600, 1200, 2400], seeds=10, lam=0.1, max_steps=200000),
+                    width=dict(widths=[200, 400, 800, 1600, 3200, 6400], seeds=20, lams=(0.0, LAMBDA))),
 }
 # ``rest``: the runs taken to rest with L2 on both layers (:mod:`.rest`): widths, seeds per width, lambda (MSELoss
-# convention, on W and on beta) and the step cap. Chosen apart from the trial run the derivation was checked on
+# convention, on W and on beta) and the step cap. ``width``: the untracked runs of the width law (:mod:`.width`): widths,
+# seeds per width, the lambdas (on the readout; the same draws for each). Chosen apart from the trial run the derivation was checked on
 # (p = 200, lambda = 0.05, four other seeds).
 ACTIVATION = "relu"
 LR = song.LEARNING_RATES[ACTIVATION]  # the authors' ReLU learning rate (MSELoss convention)
-LAMBDA = 0.05  # the middle of the authors' ReLU grid (0.02, 0.05, 0.2), MSELoss convention
 REAL_LAMBDA = song.REAL_LAMBDAS[1]  # the authors' smallest real-data lambda (cross-entropy: fa_lib's l2 itself)
 SETTINGS = {"none": "no L2", "readout": "L2 on the readout (Song's)", "all": "L2 on every layer"}
 # The real-data family is the primer's network and step (chapter 00), written here so that this chapter imports no
@@ -59,6 +63,8 @@ def chapter_seeds(seed: int, config: Mapping[str, Any]) -> dict[str, list[int]]:
     seeds = {f"{family} p={p}": [int(v) for v in np.random.SeedSequence([seed, 4, k, p]).generate_state(config["seeds"], dtype=np.uint32)]
              for k, family in enumerate(SONG_FAMILIES) for p in config["widths"][family]}
     seeds["real"] = [int(v) for v in np.random.SeedSequence([seed, 4, 2]).generate_state(config["real"]["seeds"], dtype=np.uint32)]
+    for p in config["width"]["widths"]:
+        seeds[f"width p={p}"] = [int(v) for v in np.random.SeedSequence([seed, 4, 4, p]).generate_state(config["width"]["seeds"], dtype=np.uint32)]
     for p in config["rest"]["widths"]:
         seeds[f"rest p={p}"] = [int(v) for v in np.random.SeedSequence([seed, 4, 3, p]).generate_state(config["rest"]["seeds"], dtype=np.uint32)]
     return seeds

@@ -7,7 +7,7 @@ Every ``lr`` and ``lam`` of this chapter is in the authors' MSELoss convention, 
 is their MSE.
 
 * :mod:`.profiles`: the run sizes per profile, the chapter's constants, the check of its parameters;
-* :mod:`.published`: the authors' published alignment tables;
+* the authors' published alignment tables are :mod:`fa_lib.theory.song_tables`;
 * :mod:`.experiments`: the alignment and loss-curve cells, their summary rows, the kernel check, the
   sweep's jobs, bookkeeping and costs;
 * :mod:`.real_data`: the real-data experiment;

@@ -51,7 +51,7 @@ from ...training.two_layer import (
 )
 from ...validation import check_choice, check_int, check_positive
 from .profiles import EXPERIMENTS, FIT_DECADES, KERNEL_CHECK_DRAWS, TAIL_WINDOW
-from .published import published_alignment
+from ...theory.song_tables import published_alignment
 from .real_data import RealDataRun, real_data_seeds, run_real_data_on
 
 Tensor = torch.Tensor

@@ -12,7 +12,7 @@ from ...theory.song import LAMBDAS, LEARNING_RATES, REAL_LAMBDAS, steps_for_widt
 from .claims import REAL_ALIGNED_FACTOR, tolerance_against_authors
 from .experiments import AlignmentCell
 from .profiles import KERNEL_CHECK_DRAWS
-from .published import PUBLISHED_ALIGNMENT
+from ...theory.song_tables import PUBLISHED_ALIGNMENT
 from .real_data import RealDataRun, dataset_name
 
 # Shown in the rate table (:func:`rate_rows` keys).

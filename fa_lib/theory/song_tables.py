@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ...theory.song import WIDTHS
+from .song import WIDTHS
 
 
 # The authors' final alignment cos(beta, b): mean and sd over their 50 trials, as published with
