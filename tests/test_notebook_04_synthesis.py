@@ -8,7 +8,7 @@ from fa_lib.chapters import synthesis as syn
 pytestmark = pytest.mark.notebook
 
 STEM = "04_synthesis"
-CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y3c", "Y3d", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b"}
+CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y3c", "Y3d", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b", "Y9"}
 NOT_EVALUATED = {"Y3b"}  # one three-layer width at ci
 
 
@@ -19,7 +19,7 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert {k for k, c in claims.items() if c["verdict"] == "not evaluated"} == NOT_EVALUATED
     assert_claims_pass(results, CLAIMS - NOT_EVALUATED)
     assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y1", "Y2", "Y5", "Y6"}
-    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y3c", "Y8a", "Y8b"}
+    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y3c", "Y8a", "Y8b", "Y9"}
     assert {c["paper"] for c in claims.values()} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
     m = {k: c["measured"] for k, c in claims.items()}
     # the laws hold to rounding, in all three families
@@ -40,6 +40,7 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert m["Y3c"]["widths"] == [50, 100, 200, 400] and m["Y3c"]["difference interval"][0] <= 0 <= m["Y3c"]["difference interval"][1]
     assert m["Y3c"]["slope of the alignment"] < -0.3 and all(v["widths"] == [200, 400] for v in m["Y3d"].values())
     assert len(results["metrics"]["width_runs"]) == 4 * 4 * 2
+    assert m["Y9"]["runs"] == 2 and abs(m["Y9"]["growth / law"][0] - 1) < 0.01 and m["Y9"]["mse end / half"][1] < 1
     rest = results["metrics"]["rest_runs"]
     assert {r["p"] for r in rest} == {100} and all(r["net_change"] < 1e-6 and r["chatter"] > r["net_change"] for r in rest)
 

@@ -84,7 +84,7 @@ def test_chapter_parameters_and_seeds():
         syn.chapter_parameters("cifar10")
     seeds = syn.chapter_seeds(0, syn.PROFILES["ci"])
     assert set(seeds) == {"two-layer p=100", "two-layer p=200", "three-layer p=100", "real", "rest p=100"} | {
-        f"width p={p}" for p in (50, 100, 200, 400)}
+        f"width p={p}" for p in (50, 100, 200, 400)} | {"drift p=100"}
     assert len({s for v in seeds.values() for s in v}) == sum(len(v) for v in seeds.values())  # no draw shared
     jobs, _ = syn.plan(syn.PROFILES["default"], 0, "auto")
     costs = [syn.job_cost(j["family"], j["p"], syn.PROFILES["default"]["real"]) for _, j in jobs]
@@ -207,3 +207,17 @@ def test_width_fits_recover_slopes_and_the_claims_can_fail(tmp_path):
     assert verdicts(_width_rows(lambda p, lam: authors[lam][p])) == {"Y3c": "deviates", "Y3d": "reproduced"}
     few = [r for r in on_law if r["p"] != 1600]
     assert verdicts(few)["Y3c"] == "not evaluated"
+
+
+@pytest.mark.parametrize("change, passes", [
+    (dict(), True), (dict(growth=1.1), False), (dict(stationary=0.4, drift=0.6), False), (dict(mse_end=0.02), False),
+    (dict(diverged=True), False),
+])
+def test_readout_only_prediction_can_fail(tmp_path, change, passes):
+    rows = [dict(p=100, seed=s, lam=0.05, steps=14284, growth=1.0, stationary=1.01, drift=-0.01, overlap_ratio=0.9,
+                 mse_half=0.01, mse_end=0.005, diverged=False) for s in (1, 2)]
+    rows[1].update(change)
+    results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="song2021convergence")
+    syn.readout_only_claims(results, rows)
+    (claim,) = results.claims
+    assert claim["id"] == "Y9" and claim["kind"] == "prediction" and claim["passed"] == passes

@@ -32,13 +32,13 @@ identities the chapter derives and tests:
 * :mod:`.figures`: figures and tables.
 """
 
-from .claims import record_claims, record_runs, rest_claims, width_claims
+from .claims import readout_only_claims, record_claims, record_runs, rest_claims, width_claims
 from .experiments import AlignmentLaw, Run, collect, end_rows, job_cost, l2_per_layer, measure, plan, song_task
 from .figures import alignment_figure, drift_figure, runs_table, stability_figure, theory_table, width_figure
-from .rest import rest_rows
+from .rest import readout_only_rows, rest_rows
 from .width import width_fits, width_runs
 from .profiles import ACTIVATION, FAMILIES, LAMBDA, LR, PROFILES, REAL_LAMBDA, SETTINGS, chapter_parameters, chapter_seeds
 
 __all__ = ["ACTIVATION", "AlignmentLaw", "FAMILIES", "LAMBDA", "LR", "PROFILES", "REAL_LAMBDA", "Run", "SETTINGS", "alignment_figure",
            "chapter_parameters", "chapter_seeds", "collect", "drift_figure", "end_rows", "job_cost", "l2_per_layer", "measure", "plan",
-           "record_claims", "record_runs", "rest_claims", "rest_rows", "runs_table", "width_claims", "width_figure", "width_fits", "width_runs", "song_task", "stability_figure", "theory_table"]
+           "readout_only_claims", "readout_only_rows", "record_claims", "record_runs", "rest_claims", "rest_rows", "runs_table", "width_claims", "width_figure", "width_fits", "width_runs", "song_task", "stability_figure", "theory_table"]

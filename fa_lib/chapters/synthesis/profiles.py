@@ -23,19 +23,23 @@ PROFILES = {
     "ci":      dict(widths={"two-layer": [100, 200], "three-layer": [100]}, seeds=3, perturb_steps=1000,
                     real=dict(n_train=6000, n_test=1000, epochs=1, seeds=2),
                     rest=dict(widths=[100], seeds=2, lam=0.2, max_steps=40000),
-                    width=dict(widths=[50, 100, 200, 400], seeds=4, lams=(0.0, LAMBDA))),
+                    width=dict(widths=[50, 100, 200, 400], seeds=4, lams=(0.0, LAMBDA)),
+                    drift=dict(widths=[100], seeds=2, lam=LAMBDA, multiple=4)),
     "default": dict(widths={"two-layer": [200, 400], "three-layer": [200]}, seeds=3, perturb_steps=2000,
                     real=dict(n_train=20000, n_test=1000, epochs=2, seeds=3),
                     rest=dict(widths=[300, 600, 1200], seeds=5, lam=0.1, max_steps=60000),
-                    width=dict(widths=[200, 400, 800, 1600], seeds=10, lams=(0.0, LAMBDA))),
+                    width=dict(widths=[200, 400, 800, 1600], seeds=10, lams=(0.0, LAMBDA)),
+                    drift=dict(widths=[200, 400], seeds=5, lam=LAMBDA, multiple=10)),
     "paper":   dict(widths={"two-layer": [200, 800, 3200], "three-layer": [200, 400, 800]}, seeds=10, perturb_steps=4000,
                     real=dict(n_train=60000, n_test=10000, epochs=10, seeds=10),
                     rest=dict(widths=[300, 600, 1200, 2400], seeds=10, lam=0.1, max_steps=200000),
-                    width=dict(widths=[200, 400, 800, 1600, 3200, 6400], seeds=20, lams=(0.0, LAMBDA))),
+                    width=dict(widths=[200, 400, 800, 1600, 3200, 6400], seeds=20, lams=(0.0, LAMBDA)),
+                    drift=dict(widths=[200, 400, 800, 1600], seeds=10, lam=LAMBDA, multiple=20)),
 }
 # ``rest``: the runs taken to rest with L2 on both layers (:mod:`.rest`): widths, seeds per width, lambda (MSELoss
 # convention, on W and on beta) and the step cap. ``width``: the untracked runs of the width law (:mod:`.width`): widths,
-# seeds per width, the lambdas (on the readout; the same draws for each). Chosen apart from the trial run the derivation was checked on
+# seeds per width, the lambdas (on the readout; the same draws for each). ``drift``: Song's readout-only L2 run for
+# ``multiple`` x T_min(p) steps (:func:`.rest.readout_only_rows`). Chosen apart from the trial run the derivation was checked on
 # (p = 200, lambda = 0.05, four other seeds).
 ACTIVATION = "relu"
 LR = song.LEARNING_RATES[ACTIVATION]  # the authors' ReLU learning rate (MSELoss convention)
@@ -65,6 +69,8 @@ def chapter_seeds(seed: int, config: Mapping[str, Any]) -> dict[str, list[int]]:
     seeds["real"] = [int(v) for v in np.random.SeedSequence([seed, 4, 2]).generate_state(config["real"]["seeds"], dtype=np.uint32)]
     for p in config["width"]["widths"]:
         seeds[f"width p={p}"] = [int(v) for v in np.random.SeedSequence([seed, 4, 4, p]).generate_state(config["width"]["seeds"], dtype=np.uint32)]
+    for p in config["drift"]["widths"]:
+        seeds[f"drift p={p}"] = [int(v) for v in np.random.SeedSequence([seed, 4, 6, p]).generate_state(config["drift"]["seeds"], dtype=np.uint32)]
     for p in config["rest"]["widths"]:
         seeds[f"rest p={p}"] = [int(v) for v in np.random.SeedSequence([seed, 4, 3, p]).generate_state(config["rest"]["seeds"], dtype=np.uint32)]
     return seeds

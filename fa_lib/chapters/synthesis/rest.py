@@ -1,6 +1,7 @@
-"""Where L2 on every layer puts FA at rest: Song's two-layer ReLU task with the same L2 ``lambda`` on ``W`` and on
-``beta``, trained until the weights stop moving, against the resting relation this chapter derives
-(:func:`fa_lib.theory.conservation.l2_rest_residual`)."""
+"""Where L2 puts FA at rest, and where it does not: Song's two-layer ReLU task with the same L2 ``lambda`` on ``W`` and
+on ``beta``, trained until the weights stop moving, against the resting relation this chapter derives
+(:func:`fa_lib.theory.conservation.l2_rest_residual`); and Song's readout-only L2 taken far past ``T_min``, against the
+growth of ``||W||^2`` that has no rest (:func:`fa_lib.theory.song.readout_only_l2_growth`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...theory import conservation, song
-from ...training.two_layer import TwoLayerStep, prepared_trials
+from ...training.two_layer import TwoLayerStep, prepared_trials, train_two_layer
 from ...validation import check_int, check_positive
 from .profiles import ACTIVATION, DTYPE, LR
 
@@ -23,6 +24,8 @@ REST_CHANGE = 1e-6
 # A neuron whose ||w_j||^2 is below this fraction of the largest has decayed away (a unit no sample activates decays
 # like (1 - lr lambda)^t, and so does its beta_j): the relation holds for it as 0 = 0 and its sign says nothing.
 LIVE_FRACTION = 1e-6
+# The readout-only runs are measured over their last fifth, as chapter 03's S4w.
+TAIL = 0.2
 
 
 def relative_change(after: Sequence[torch.Tensor], before: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -85,3 +88,27 @@ def rest_rows(config: Mapping[str, Any], seeds: Mapping[str, Sequence[int]], dev
     every width in order."""
     return [row for p in config["widths"]
             for row in run_to_rest(p, seeds[f"rest p={p}"], lam=config["lam"], max_steps=config["max_steps"], device=device)]
+
+
+def readout_only_rows(config: Mapping[str, Any], seeds: Mapping[str, Sequence[int]], device: str = "cpu") -> list[dict[str, Any]]:
+    """Song's setting taken far past ``T_min``: FA with L2 ``lam`` on the readout alone (``config``: a profile's ``drift``
+    entry, ``widths``, ``lam``, ``multiple``), ``multiple x T_min(p)`` steps, the draws ``seeds["drift p=<p>"]``. One row
+    per network, over the last ``TAIL`` of the steps: ``growth`` of ``||W||_F^2`` per step, ``stationary``
+    (:func:`~fa_lib.theory.song.readout_only_l2_growth` of the window's mean ``<beta, b>``), ``drift`` (``2 Delta<beta,
+    b>`` per step), ``overlap_ratio`` (``<beta, b>`` at the end over at half the run), ``mse_half`` and ``mse_end``, and
+    ``diverged``."""
+    rows = []
+    for p in config["widths"]:
+        steps = config["multiple"] * song.steps_for_width(p)
+        start = steps - round(TAIL * steps)
+        x, y, weights, b = prepared_trials(ACTIVATION, p, seeds[f"drift p={p}"], song.N_SAMPLES, song.INPUT_DIM, torch.float32, device)
+        run = train_two_layer(weights, x, y, rule="fa", activation=ACTIVATION, lr=LR, lam=config["lam"], steps=steps,
+                              feedback=[None, b], keep_weights_at=start, progress=True, desc=f"synthesis readout-only p={p}")
+        squared = [(w[0].double() ** 2).sum(dim=(1, 2)).cpu().numpy() for w in (run.kept_weights, run.weights)]
+        stationary = song.readout_only_l2_growth(torch.from_numpy(run.overlap[start:steps].mean(axis=0)), LR, config["lam"]).numpy()
+        rows += [{"p": p, "seed": int(s), "lam": config["lam"], "steps": steps, "growth": float((squared[1][i] - squared[0][i]) / (steps - start)),
+                  "stationary": float(stationary[i]), "drift": float(2 * (run.overlap[steps, i] - run.overlap[start, i]) / (steps - start)),
+                  "overlap_ratio": float(run.overlap[steps, i] / run.overlap[steps // 2, i]),
+                  "mse_half": float(run.mse[steps // 2, i]), "mse_end": float(run.mse[steps, i]), "diverged": bool(run.diverged[i])}
+                 for i, s in enumerate(seeds[f"drift p={p}"])]
+    return rows
