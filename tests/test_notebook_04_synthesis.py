@@ -8,7 +8,7 @@ from fa_lib.chapters import synthesis as syn
 pytestmark = pytest.mark.notebook
 
 STEM = "04_synthesis"
-CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y3c", "Y3d", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b", "Y9"}
+CLAIMS = {"Y1", "Y2", "Y3a", "Y3b", "Y3c", "Y3d", "Y4", "Y5", "Y6", "Y7a", "Y7b", "Y8a", "Y8b", "Y9", "Y10"}
 NOT_EVALUATED = {"Y3b"}  # one three-layer width at ci
 
 
@@ -19,7 +19,7 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert {k for k, c in claims.items() if c["verdict"] == "not evaluated"} == NOT_EVALUATED
     assert_claims_pass(results, CLAIMS - NOT_EVALUATED)
     assert {k for k, c in claims.items() if c["kind"] == "implementation"} == {"Y1", "Y2", "Y5", "Y6"}
-    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y3c", "Y8a", "Y8b", "Y9"}
+    assert {k for k, c in claims.items() if c["kind"] == "prediction"} == {"Y3c", "Y8a", "Y8b", "Y9", "Y10"}
     assert {c["paper"] for c in claims.values()} == {"robertson2023layerwise", "song2021convergence", "chu2024why"}
     m = {k: c["measured"] for k, c in claims.items()}
     # the laws hold to rounding, in all three families
@@ -41,6 +41,9 @@ def test_synthesis_ci_claims_and_metrics(ci_results):
     assert m["Y3c"]["slope of the alignment"] < -0.3 and all(v["widths"] == [200, 400] for v in m["Y3d"].values())
     assert len(results["metrics"]["width_runs"]) == 4 * 4 * 2
     assert m["Y9"]["runs"] == 2 and abs(m["Y9"]["growth / law"][0] - 1) < 0.01 and m["Y9"]["mse end / half"][1] < 1
+    points = m["Y10"]
+    assert set(points) == {"reached", "b -> -b", "(W/3, 3 beta)", "(3 W, beta/3)"} and points["(3 W, beta/3)"]["stayed"] == 0
+    assert points["reached"]["stayed"] == points["reached"]["seeds"] == 3
     rest = results["metrics"]["rest_runs"]
     assert {r["p"] for r in rest} == {100} and all(r["net_change"] < 1e-6 and r["chatter"] > r["net_change"] for r in rest)
 

@@ -221,3 +221,20 @@ def test_readout_only_prediction_can_fail(tmp_path, change, passes):
     syn.readout_only_claims(results, rows)
     (claim,) = results.claims
     assert claim["id"] == "Y9" and claim["kind"] == "prediction" and claim["passed"] == passes
+
+
+@pytest.mark.parametrize("change, passes", [
+    (dict(), True), (dict(stays=True), False), (dict(mse=1e-6), False),
+])
+def test_point_prediction_can_fail(tmp_path, change, passes):
+    rows = [dict(point=name, p=200, seed=s, mse=1e-28, margin_g=0.2, margin=margin, radius=0.99, predicted_stays=margin > 0,
+                 growth=-1.0 if margin > 0 else 1.0, stays=margin > 0)
+            for name, margin in (("reached", 0.4), ("b -> -b", -0.1)) for s in (1, 2)]
+    rows[-1].update(change)
+    results = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="chu2024why")
+    syn.point_claims(results, rows)
+    (claim,) = results.claims
+    assert claim["id"] == "Y10" and claim["kind"] == "prediction" and claim["passed"] == passes
+    only_stable = Results("04_test", profile="ci", parameters={}, seeds=[], results_dir=tmp_path, paper="chu2024why")
+    syn.point_claims(only_stable, rows[:2])  # no point predicted to escape: the claim cannot be tested
+    assert not only_stable.claims[0]["passed"]

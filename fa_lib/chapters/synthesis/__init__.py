@@ -28,17 +28,19 @@ identities the chapter derives and tests:
 * :mod:`.experiments`: the runs, the law tracker, stability at the end, the jobs;
 * :mod:`.rest`: the runs taken to rest with L2 on both layers;
 * :mod:`.width`: the untracked runs and fits of the width law;
+* :mod:`.points`: Chu & Bacho's criterion at zero-error points FA did not choose;
 * :mod:`.claims`: the records and claims Y1-Y8;
 * :mod:`.figures`: figures and tables.
 """
 
-from .claims import readout_only_claims, record_claims, record_runs, rest_claims, width_claims
+from .claims import ZERO_ERROR, point_claims, readout_only_claims, record_claims, record_runs, rest_claims, width_claims
 from .experiments import AlignmentLaw, Run, collect, end_rows, job_cost, l2_per_layer, measure, plan, song_task
 from .figures import alignment_figure, drift_figure, runs_table, stability_figure, theory_table, width_figure
+from .points import point_rows
 from .rest import readout_only_rows, rest_rows
 from .width import width_fits, width_runs
 from .profiles import ACTIVATION, FAMILIES, LAMBDA, LR, PROFILES, REAL_LAMBDA, SETTINGS, chapter_parameters, chapter_seeds
 
-__all__ = ["ACTIVATION", "AlignmentLaw", "FAMILIES", "LAMBDA", "LR", "PROFILES", "REAL_LAMBDA", "Run", "SETTINGS", "alignment_figure",
+__all__ = ["ACTIVATION", "ZERO_ERROR", "AlignmentLaw", "FAMILIES", "LAMBDA", "LR", "PROFILES", "REAL_LAMBDA", "Run", "SETTINGS", "alignment_figure",
            "chapter_parameters", "chapter_seeds", "collect", "drift_figure", "end_rows", "job_cost", "l2_per_layer", "measure", "plan",
-           "readout_only_claims", "readout_only_rows", "record_claims", "record_runs", "rest_claims", "rest_rows", "runs_table", "width_claims", "width_figure", "width_fits", "width_runs", "song_task", "stability_figure", "theory_table"]
+           "point_claims", "point_rows", "readout_only_claims", "readout_only_rows", "record_claims", "record_runs", "rest_claims", "rest_rows", "runs_table", "width_claims", "width_figure", "width_fits", "width_runs", "song_task", "stability_figure", "theory_table"]

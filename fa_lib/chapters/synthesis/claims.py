@@ -9,7 +9,7 @@ import numpy as np
 
 from ...theory import song
 from ...training import steps_per_epoch
-from .experiments import _mean, _ranks, _select, widths_run
+from .experiments import PERTURB_SCALE, _mean, _ranks, _select, widths_run
 from .rest import LIVE_FRACTION, REST_CHANGE, REST_CHUNK
 from .width import AUTHORS_TRIALS
 from .profiles import FAMILIES, LAMBDA, LR, REAL_BATCH, REAL_LAMBDA, REAL_LR, REAL_WIDTHS, SETTINGS
@@ -300,3 +300,38 @@ def readout_only_claims(results, rows: Sequence[Mapping[str, Any]]) -> None:
                             syn_drift_mse_end=float(np.mean([r["mse_end"] for r in live])),
                             syn_drift_mse_half=float(np.mean([r["mse_half"] for r in live]))).items():
         results.number(name, value)
+
+
+def point_claims(results, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Prediction Y10 on :func:`~fa_lib.chapters.synthesis.points.point_rows`: at every zero-error point, chosen by FA or
+    not, Chu & Bacho's criterion (computed before the run) says whether FA stays or escapes; and its numbers."""
+    names = list(dict.fromkeys(r["point"] for r in rows))
+    per_point = {name: {"seeds": len(mine), "predicted to stay": sum(r["predicted_stays"] for r in mine),
+                        "stayed": sum(r["stays"] for r in mine), "least margin, G only": min(r["margin_g"] for r in mine),
+                        "least margin, G + H": min(r["margin"] for r in mine), "largest radius": max(r["radius"] for r in mine),
+                        "largest MSE": max(r["mse"] for r in mine)}
+                 for name in names for mine in [[r for r in rows if r["point"] == name]]}
+    statement = ("Chu & Bacho's criterion, computed before FA is run, says whether FA stays at or escapes from a zero-error "
+                 "point, at the points FA reached and at points it did not choose: the flipped feedback b -> -b and the same "
+                 "function moved along the zero-error manifold, (W/3, 3 beta) and (3 W, beta/3).")
+    if not rows:
+        results.skip_claim("Y10", statement=statement, reason="no two-layer run without L2 reached zero error",
+                           kind="prediction", paper="chu2024why")
+        return
+    results.claim(
+        "Y10", kind="prediction", paper="chu2024why", statement=statement,
+        expected=f"every point has MSE <= {ZERO_ERROR:g}; at every point and seed the criterion's verdict (margin > 0 and "
+                 "radius < 1) equals the perturbation test's (growth < 0); the points include one predicted to escape",
+        measured=per_point,
+        tolerance="signs, no bound: the criterion is exact for the linearised map at a zero-error point, and a perturbation "
+                  f"of {PERTURB_SCALE:g} is small enough to stay in its linear range.",
+        passed=all(r["mse"] <= ZERO_ERROR and r["predicted_stays"] == r["stays"] for r in rows)
+        and any(not r["predicted_stays"] for r in rows),
+    )
+    for k, name in enumerate(names):
+        v = per_point[name]
+        for key, tag in (("least margin, G only", "margin_g"), ("least margin, G + H", "margin"), ("largest radius", "radius")):
+            results.number(f"syn_point{k}_{tag}", v[key])
+        results.number(f"syn_point{k}_stayed", v["stayed"])
+        results.number(f"syn_point{k}_predicted", v["predicted to stay"])
+    results.number("syn_point_seeds", per_point[names[0]]["seeds"])
