@@ -178,6 +178,11 @@ def ridge_plateau(g: Tensor, y: Tensor, lam: float | Tensor) -> Tensor:
 HOMOGENEOUS_ACTIVATIONS = ("linear", "relu")
 
 
+# How far a measured growth of ||W||^2 may sit from the law 2 lr lam <beta, b> + 2 Delta<beta, b> (relative): the law's
+# one omitted term, lr^2 ||g_r||^2, is second order in the step.
+READOUT_GROWTH_TOLERANCE = 0.05
+
+
 def readout_only_l2_growth(overlap: Tensor, lr: float, lam: float | Tensor) -> Tensor:
     """The per-step growth ``2 lr lam <beta, b>`` of ``||W||_F^2`` under FA with L2 on ``beta`` only.
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...theory import song
+from ...theory.song import READOUT_GROWTH_TOLERANCE as GROWTH_TOLERANCE
 from ...training import steps_per_epoch
 from .experiments import PERTURB_SCALE, _mean, _ranks, _select, widths_run
 from .rest import LIVE_FRACTION, REST_CHANGE, REST_CHUNK
@@ -23,8 +24,6 @@ KERNEL_BOUND = 1e-10  # Y6: relative distance of the reduced matrix from (G + H)
 # the mean residual is (sum of ||Delta w_j||^2 - Delta c_j) / (2 lr K), i.e. about (chatter^2 + 2 net change) / (2 lr lambda)
 # of the terms: ~1e-3 at the rest criterion (net change 1e-6 per step, chatter 2e-4) and lr lambda = 1e-3; 0.01 allows 10x.
 REST_RESIDUAL = 0.01
-# Y9: the growth law leaves out only lr^2 ||g_r||^2 (second order in the step), as chapter 03's S4w.
-GROWTH_TOLERANCE = 0.05
 
 
 def record_runs(results, rows: Sequence[Mapping[str, Any]], real: Mapping[str, Any]) -> None:

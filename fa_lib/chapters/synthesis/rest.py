@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ...alignment import cosine
 from ...theory import conservation, song
 from ...training.two_layer import TwoLayerStep, prepared_trials, train_two_layer
 from ...validation import check_int, check_positive
@@ -72,7 +73,7 @@ def run_to_rest(p: int, seeds: Sequence[int], *, lam: float, max_steps: int, lr:
     incoming, outgoing = lam * (w**2).sum(-1), lam * (beta * b)[:, 0, :]
     live = incoming >= LIVE_FRACTION * incoming.amax(-1, keepdim=True)
     diverged = ~torch.isfinite(mse)
-    alignment = (beta * b).sum(dim=(1, 2)) / (beta.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1))
+    alignment = cosine(beta, b, dims=2)
     predicted = conservation.l2_rest_alignment([w, beta], feedback, [lam, lam])
     return [{"p": p, "seed": int(s), "lam": lam, "steps": steps, "rested": bool(rested_at[i] >= 0),
              "net_change": float(net[i]), "chatter": float(chatter[i]), "live": int(live[i].sum()),

@@ -13,7 +13,7 @@ from .claims import REAL_ALIGNED_FACTOR, tolerance_against_authors
 from .experiments import AlignmentCell
 from .profiles import KERNEL_CHECK_DRAWS
 from ...theory.song_tables import PUBLISHED_ALIGNMENT
-from .real_data import RealDataRun, dataset_name
+from .real_data import RealDataRun, dataset_name, mean_alignment
 
 # Shown in the rate table (:func:`rate_rows` keys).
 RATE_COLUMNS = ("activation", "p", "rule", "trials", "diverged", "measured_slope", "predicted_slope_g", "ratio_g",
@@ -173,8 +173,7 @@ def plot_real_data(real: RealDataRun):
                   label=f"λ={lam:g}", color=f"C{k}")
         seed_band(axes[1], real.epochs, 100 * history.metrics["test_accuracy"][:, mask], history.diverged[mask],
                   label=f"λ={lam:g}", color=f"C{k}")
-    unregularised = np.nanmean(history.metrics["error_alignment"][:, np.isclose(real.lam, 0.0)], axis=1)
-    axes[0].plot(real.epochs, REAL_ALIGNED_FACTOR * unregularised, color="C0", linestyle="--", label=f"{REAL_ALIGNED_FACTOR:g} × λ=0 (S5b)")
+    axes[0].plot(real.epochs, REAL_ALIGNED_FACTOR * mean_alignment(real)[0.0], color="C0", linestyle="--", label=f"{REAL_ALIGNED_FACTOR:g} × λ=0 (S5b)")
     axes[0].set(xlabel="epoch", ylabel=r"mean $\cos(e_i^\top B, e_i^\top \beta)$", title=f"{name}: error-signal alignment")
     axes[1].set(xlabel="epoch", ylabel="test accuracy (%)", title=f"{name}: test accuracy")
     for ax in axes:

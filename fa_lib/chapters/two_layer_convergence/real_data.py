@@ -148,12 +148,17 @@ def real_data_finals(real: RealDataRun) -> tuple[dict[float, dict], dict[float, 
     return finals[0], finals[1]
 
 
+def mean_alignment(real: RealDataRun) -> dict[float, np.ndarray]:
+    """Per lambda: the error-signal alignment at every record, mean over the runs that did not diverge ``(records,)``."""
+    alignment = real.history.metrics["error_alignment"]
+    return {lam: np.nanmean(alignment[:, np.isclose(real.lam, lam)], axis=1) for lam in REAL_LAMBDAS}
+
+
 def alignment_crossings(real: RealDataRun, factor: float) -> dict[float, float | None]:
     """Per lambda > 0: the first recorded epoch at which its mean error-signal alignment is at least ``factor``
     times lambda = 0's (``None`` if it never is)."""
     check_positive("factor", factor)
-    alignment = real.history.metrics["error_alignment"]
-    mean = {lam: np.nanmean(alignment[:, np.isclose(real.lam, lam)], axis=1) for lam in REAL_LAMBDAS}
+    mean = mean_alignment(real)
     crossings = {}
     for lam in REAL_LAMBDAS[1:]:
         above = np.flatnonzero(mean[lam] >= factor * mean[0.0])
